@@ -115,8 +115,8 @@ type FieldInfo struct {
 	SalesforceType string // from the schema doc ("Currency", "DateOnly", ...) or Avro type
 }
 
-// Header carries the ChangeEventHeader fields that travel to trigger entries.
-type Header struct {
+// EventHeader carries the ChangeEventHeader fields that travel to trigger entries.
+type EventHeader struct {
 	TransactionKey string
 	SequenceNumber int64
 	CommitUser     string
@@ -129,7 +129,7 @@ type Event struct {
 	ChangeType ChangeType
 	RecordIDs  []string
 	Version    Version
-	Header     Header
+	Header     EventHeader
 
 	// Fields holds what the body says. CREATE and UNDELETE: every field the
 	// body carries (Changed=true). UPDATE: the changed and nulled fields
