@@ -1,0 +1,400 @@
+package state
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// plannedTx is a script call with what it counts when it succeeds.
+type plannedTx struct {
+	tx *tx
+}
+
+// build turns a batch into script calls chained by the partition position:
+// each call expects the position the previous one left. Messages that write
+// nothing only move the position, folded into the next call (or a final
+// position-only call).
+func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx, []BatchResult) {
+	var txs []plannedTx
+	var counts []BatchResult
+	cur := stored // the position the next script expects
+	now := s.cfg.Now()
+	emit := func(t *tx, next string, c BatchResult) {
+		t.guardPosition(field, cur, next)
+		cur = next
+		txs = append(txs, plannedTx{t})
+		counts = append(counts, c)
+	}
+	pending := "" // position of trailing messages that wrote nothing
+	for _, it := range items {
+		next := strconv.FormatInt(it.Msg.Offset+1, 10)
+		switch {
+		case it.DeadLetter != nil:
+			t := newUnguardedTx(s.k.positions())
+			s.deadLetter(t, it)
+			emit(t, next, BatchResult{DeadLetters: map[string]int{it.DeadLetter.Stage: 1}})
+			pending = ""
+			continue
+		case it.Event != nil && it.Event.ChangeType == cdc.GapOverflow && knownEntity(it.Event.Entity):
+			t := newUnguardedTx(s.k.positions())
+			s.resync(t, it.Event)
+			emit(t, next, BatchResult{Resync: map[string]int{it.Event.Entity: 1}})
+			pending = ""
+			continue
+		case !applicable(it.Event):
+			pending = next
+			continue
+		}
+		ev := it.Event
+		var recTxs []*tx
+		var recCounts []BatchResult
+		resynced := false
+		for _, id := range ev.RecordIDs {
+			if wildcard(id) {
+				// A wildcard names no record we can mark: ask for an entity resync.
+				if !resynced {
+					t := newUnguardedTx(s.k.positions())
+					s.resync(t, ev)
+					recTxs = append(recTxs, t)
+					recCounts = append(recCounts, BatchResult{Resync: map[string]int{ev.Entity: 1}})
+					resynced = true
+				}
+				continue
+			}
+			oppID, ok := p.recordOpp(ev, id)
+			if !ok {
+				p.unresolved++
+				continue
+			}
+			l := p.groups[oppID]
+			before := s.contributions(l.g)
+			res := triggers.Apply(s.tcfg, l.g, triggers.Change{Event: ev, RecordID: id, NowMillis: now.UnixMilli()})
+			if res.Duplicate {
+				p.duplicates++
+				continue
+			}
+			t := newTx(s.k.opp(oppID), l.rev, s.k.positions())
+			l.rev++
+			c := BatchResult{Applied: 1}
+			s.writeChange(t, l.g, ev, id, res, before, s.contributions(l.g), now)
+			if res.Stale && !resynced {
+				s.resync(t, ev)
+				c.Resync = map[string]int{ev.Entity: 1}
+				resynced = true
+			}
+			if len(res.Triggers) > 0 {
+				c.Triggers = map[string]int{}
+				for _, tr := range res.Triggers {
+					c.Triggers[tr.Kind]++
+				}
+			}
+			recTxs = append(recTxs, t)
+			recCounts = append(recCounts, c)
+		}
+		if len(recTxs) == 0 {
+			pending = next
+			continue
+		}
+		for i, t := range recTxs {
+			n := cur
+			if i == len(recTxs)-1 {
+				n = next
+			}
+			emit(t, n, recCounts[i])
+		}
+		pending = ""
+	}
+	if pending != "" {
+		emit(newUnguardedTx(s.k.positions()), pending, BatchResult{})
+	}
+	return txs, counts
+}
+
+func knownEntity(e string) bool {
+	return e == cdc.EntityOpportunity || e == cdc.EntityContactRole
+}
+
+// contribution is what one opportunity adds to a person's aggregates.
+type contribution struct {
+	roles    int // non-deleted roles of the person on the opportunity
+	count    int
+	amount   float64
+	expected float64
+}
+
+// contributions computes, per person holding a non-deleted role, what the
+// group adds to their aggregates: the opportunity counts once per person,
+// known or pending, unless deleted; totals add the known (converted) amounts.
+func (s *Store) contributions(g *triggers.Group) map[string]contribution {
+	out := map[string]contribution{}
+	deleted := g.Opp.Known && g.Opp.Deleted
+	amount, hasAmount := s.convertedAmount(&g.Opp)
+	expected, hasExpected := s.convertedExpected(&g.Opp)
+	for _, r := range g.Roles {
+		if r.Deleted || r.ContactID == "" {
+			continue
+		}
+		c := out[r.ContactID]
+		c.roles++
+		if !deleted {
+			c.count = 1
+			if hasAmount {
+				c.amount = amount
+			}
+			if hasExpected {
+				c.expected = expected
+			}
+		}
+		out[r.ContactID] = c
+	}
+	return out
+}
+
+// rate returns the conversion rate of the opportunity's currency to the
+// default one (1 when no conversion applies).
+func (s *Store) rate(o *triggers.Opportunity) float64 {
+	if len(s.cfg.Rates) == 0 {
+		return 1
+	}
+	code, ok := o.Fields["CurrencyIsoCode"]
+	if !ok || code.Str == "" || code.Str == s.cfg.Currency {
+		return 1
+	}
+	if r, ok := s.cfg.Rates[code.Str]; ok {
+		return r
+	}
+	return 1
+}
+
+func (s *Store) convertedAmount(o *triggers.Opportunity) (float64, bool) {
+	v, ok := o.Fields["Amount"]
+	if !ok || v.Kind != cdc.KindNumber {
+		return 0, false
+	}
+	return v.Num * s.rate(o), true
+}
+
+func (s *Store) convertedExpected(o *triggers.Opportunity) (float64, bool) {
+	v, ok := o.ExpectedRevenue()
+	return v * s.rate(o), ok
+}
+
+// Snapshot renders the opportunity as trigger entries and the API show it:
+// every known field, ExpectedRevenue derived when null, amounts converted to
+// the default currency when rates are configured (originals kept as
+// Original<Field>).
+func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
+	snap := o.Snapshot()
+	if r := s.rate(o); r != 1 {
+		for _, f := range []string{"Amount", "ExpectedRevenue"} {
+			if v, ok := snap[f]; ok && v.Kind == cdc.KindNumber {
+				snap["Original"+f] = v
+				snap[f] = cdc.Number(v.Num * r)
+			}
+		}
+	}
+	return snap
+}
+
+// writeChange adds the writes of one applied record change to t.
+func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID string, res triggers.Result,
+	before, after map[string]contribution, now time.Time) {
+	o := &g.Opp
+	oppKey := s.k.opp(o.ID)
+
+	// The opportunity hash: metadata always (cheap), then the written fields.
+	args := []any{hKnown, flag(o.Known), hDeleted, flag(o.Deleted), hStale, flag(o.Stale),
+		hVersion, o.Version.String(), hLife, o.Life.String()}
+	var nulled []any
+	for _, f := range res.Fields {
+		args = append(args, "v:"+f, o.FieldVersions[f].String())
+		if v, ok := o.Fields[f]; ok {
+			args = append(args, "f:"+f, encodeValue(v))
+		} else {
+			nulled = append(nulled, "f:"+f)
+		}
+	}
+	t.op("HSET", oppKey, args...)
+	if len(nulled) > 0 {
+		t.op("HDEL", oppKey, nulled...)
+	}
+	if ev.Entity == cdc.EntityOpportunity && o.Known {
+		t.op("SADD", s.k.opps(), o.ID)
+	}
+	if ev.Entity == cdc.EntityOpportunity && !res.Stale && !o.Stale {
+		t.op("SREM", s.k.stale(cdc.EntityOpportunity), o.ID)
+	}
+	if res.Stale {
+		t.op("SADD", s.k.stale(ev.Entity), recordID)
+	}
+
+	s.writeRoles(t, g, res.Roles, ev.Entity)
+	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
+	s.writeTriggers(t, g, res.Triggers, now)
+}
+
+// writeRoles writes the contact roles a change touched, and their place in
+// the pending index.
+func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string) {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		r := g.Roles[id]
+		t.op("HSET", s.k.roles(g.Opp.ID), id, encodeRole(r))
+		t.op("HSET", s.k.roleOpp(), id, g.Opp.ID)
+		member := g.Opp.ID + "|" + id
+		if r.Pending {
+			t.op("ZADD", s.k.pending(), r.Deadline, member)
+		} else {
+			t.op("ZREM", s.k.pending(), member)
+		}
+		if entity == cdc.EntityContactRole && !r.Stale {
+			t.op("SREM", s.k.stale(cdc.EntityContactRole), id)
+		}
+	}
+}
+
+// writeAggregates applies the difference of the group's contributions.
+func (s *Store) writeAggregates(t *tx, oppID string, before, after map[string]contribution, ts int64) {
+	people := make([]string, 0, len(after))
+	for p := range after {
+		people = append(people, p)
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			people = append(people, p)
+		}
+	}
+	sort.Strings(people)
+	for _, p := range people {
+		b, a := before[p], after[p]
+		if a.roles != b.roles {
+			if a.roles > 0 {
+				t.op("HSET", s.k.person(p), oppID, a.roles)
+			} else {
+				t.op("HDEL", s.k.person(p), oppID)
+			}
+		}
+		if _, had := before[p]; !had {
+			t.op("ZADD", s.k.people(), "GT", ts, p)
+		}
+		if d := a.count - b.count; d != 0 {
+			t.op("ZINCRBY", s.k.agg(AggCount), d, p)
+		}
+		if d := a.amount - b.amount; d != 0 {
+			t.op("ZINCRBY", s.k.agg(AggAmount), cdc.FormatNumber(d), p)
+		}
+		if d := a.expected - b.expected; d != 0 {
+			t.op("ZINCRBY", s.k.agg(AggExpected), cdc.FormatNumber(d), p)
+		}
+	}
+}
+
+// activity is one entry of a person's activity log.
+type activity struct {
+	EventID   string          `json:"id"`
+	Kind      string          `json:"k"`
+	Opp       string          `json:"o"`
+	RoleID    string          `json:"cr,omitempty"`
+	Role      string          `json:"r,omitempty"`
+	IsPrimary bool            `json:"p,omitempty"`
+	Reason    string          `json:"why,omitempty"`
+	Field     string          `json:"f,omitempty"`
+	Old       json.RawMessage `json:"ov,omitempty"`
+	New       json.RawMessage `json:"nv,omitempty"`
+	At        int64           `json:"t"`
+}
+
+// writeTriggers appends trigger entries and the activity they record.
+func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, now time.Time) {
+	if len(trs) == 0 {
+		return
+	}
+	snapshot := "null"
+	if g.Opp.Known {
+		b, _ := json.Marshal(s.Snapshot(&g.Opp))
+		snapshot = string(b)
+	}
+	cutoff := now.Add(-s.cfg.ActivityRetention).UnixMilli()
+	pruned := map[string]bool{}
+	for _, tr := range trs {
+		snap := snapshot
+		if tr.NoSnapshot {
+			snap = "null"
+		}
+		fields := []any{"MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+			"trigger", tr.Kind,
+			"event_id", tr.EventID,
+			"org_id", s.cfg.Org,
+			"person_id", tr.PersonID,
+			"opportunity_id", tr.OpportunityID,
+			"occurred_at", cdc.FormatMillis(tr.Source.Version.CommitTimestamp),
+			"transaction_key", tr.Source.Header.TransactionKey,
+			"sequence_number", tr.Source.Header.SequenceNumber,
+			"commit_user", tr.Source.Header.CommitUser,
+			"change_origin", tr.Source.Header.ChangeOrigin,
+			"currency", s.cfg.Currency,
+			"opportunity", snap,
+		}
+		act := activity{EventID: tr.EventID, Kind: tr.Kind, Opp: tr.OpportunityID, At: tr.Source.Version.CommitTimestamp}
+		if tr.Kind == cdc.TriggerUpdated {
+			roles, _ := json.Marshal(tr.Roles)
+			fields = append(fields, "field", tr.Field, "old_value", tr.Old.JSON(), "new_value", tr.New.JSON(), "roles", string(roles))
+			act.Field, act.Old, act.New = tr.Field, json.RawMessage(tr.Old.JSON()), json.RawMessage(tr.New.JSON())
+		} else {
+			fields = append(fields, "contact_role_id", tr.ContactRoleID, "role", tr.Role,
+				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
+			act.RoleID, act.Role, act.IsPrimary, act.Reason = tr.ContactRoleID, tr.Role, tr.IsPrimary, tr.Reason
+		}
+		t.op("XADD", s.k.trigger(tr.Kind), fields...)
+		b, _ := json.Marshal(act)
+		ak := s.k.activity(tr.PersonID)
+		t.op("ZADD", ak, act.At, string(b))
+		if !pruned[tr.PersonID] {
+			pruned[tr.PersonID] = true
+			t.op("ZREMRANGEBYSCORE", ak, "-inf", "("+strconv.FormatInt(cutoff, 10))
+			t.op("ZADD", s.k.people(), "GT", act.At, tr.PersonID)
+		}
+	}
+}
+
+// resync appends a resync notice for a gap event.
+func (s *Store) resync(t *tx, ev *cdc.Event) {
+	ids, _ := json.Marshal(ev.RecordIDs)
+	t.op("XADD", s.k.stream(StreamResync), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+		"entity", ev.Entity,
+		"record_ids", string(ids),
+		"change_type", string(ev.ChangeType),
+		"commit_timestamp", cdc.FormatMillis(ev.Version.CommitTimestamp),
+		"transaction_key", ev.Header.TransactionKey)
+}
+
+// deadLetter appends a dead-letter entry with the original bytes.
+func (s *Store) deadLetter(t *tx, it Item) {
+	m := it.Msg
+	headers := make(map[string]string, len(m.Headers))
+	for _, h := range m.Headers {
+		headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)
+	}
+	hj, _ := json.Marshal(headers)
+	t.op("XADD", s.k.stream(StreamDLQ), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+		"topic", m.Topic,
+		"partition", m.Partition,
+		"offset", m.Offset,
+		"key", base64.StdEncoding.EncodeToString(m.Key),
+		"value", base64.StdEncoding.EncodeToString(m.Value),
+		"headers", string(hj),
+		"stage", it.DeadLetter.Stage,
+		"reason", it.DeadLetter.Reason,
+		"error", it.DeadLetter.Error,
+		"at", s.cfg.Now().UTC().Format(time.RFC3339))
+}

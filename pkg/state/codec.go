@@ -1,0 +1,164 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// Opportunity hash fields: "_..." metadata, "f:<Field>" values encoded by
+// encodeValue, "v:<Field>" the version that wrote the field.
+const (
+	hRev     = "_rev"
+	hKnown   = "_known"
+	hDeleted = "_deleted"
+	hStale   = "_stale"
+	hVersion = "_ver"
+	hLife    = "_life"
+)
+
+var kindCodes = map[cdc.Kind]byte{
+	cdc.KindString: 's', cdc.KindNumber: 'n', cdc.KindBool: 'b',
+	cdc.KindDate: 'd', cdc.KindDateTime: 't',
+}
+
+var codeKinds = map[byte]cdc.Kind{
+	's': cdc.KindString, 'n': cdc.KindNumber, 'b': cdc.KindBool,
+	'd': cdc.KindDate, 't': cdc.KindDateTime,
+}
+
+// encodeValue stores a value as its kind code followed by its JSON text, so
+// that dates survive the round trip.
+func encodeValue(v cdc.Value) string {
+	return string(kindCodes[v.Kind]) + v.JSON()
+}
+
+func decodeValue(s string) (cdc.Value, error) {
+	if s == "" {
+		return cdc.Null, fmt.Errorf("empty stored value")
+	}
+	kind, ok := codeKinds[s[0]]
+	if !ok {
+		return cdc.Null, fmt.Errorf("stored value has unknown kind %q", s[0])
+	}
+	return cdc.ParseJSON(s[1:], kind)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// decodeOpp fills o from the fields of an opportunity hash and returns the
+// group's revision.
+func decodeOpp(o *triggers.Opportunity, h map[string]string) (int64, error) {
+	var rev int64
+	var err error
+	for k, v := range h {
+		switch {
+		case strings.HasPrefix(k, "f:"):
+			val, derr := decodeValue(v)
+			if derr != nil {
+				return 0, fmt.Errorf("opportunity %s field %s: %w", o.ID, k[2:], derr)
+			}
+			o.Fields[k[2:]] = val
+		case strings.HasPrefix(k, "v:"):
+			ver, verr := cdc.ParseVersion(v)
+			if verr != nil {
+				return 0, fmt.Errorf("opportunity %s: %w", o.ID, verr)
+			}
+			o.FieldVersions[k[2:]] = ver
+		case k == hRev:
+			rev, err = strconv.ParseInt(v, 10, 64)
+		case k == hKnown:
+			o.Known = v == "1"
+		case k == hDeleted:
+			o.Deleted = v == "1"
+		case k == hStale:
+			o.Stale = v == "1"
+		case k == hVersion:
+			o.Version, err = cdc.ParseVersion(v)
+		case k == hLife:
+			o.Life, err = cdc.ParseVersion(v)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("opportunity %s %s: %w", o.ID, k, err)
+		}
+	}
+	return rev, nil
+}
+
+// storedRole is the JSON form of a contact role in the roles hash.
+type storedRole struct {
+	Opp       string        `json:"o"`
+	Contact   string        `json:"c,omitempty"`
+	Role      string        `json:"r,omitempty"`
+	IsPrimary *bool         `json:"p,omitempty"`
+	Deleted   bool          `json:"d,omitempty"`
+	Stale     bool          `json:"s,omitempty"`
+	Version   string        `json:"v"`
+	Pending   bool          `json:"pe,omitempty"`
+	Deadline  int64         `json:"dl,omitempty"`
+	Source    *storedSource `json:"src,omitempty"`
+}
+
+type storedSource struct {
+	Entity         string `json:"e"`
+	RecordID       string `json:"r"`
+	Version        string `json:"v"`
+	Reason         string `json:"why"`
+	TransactionKey string `json:"tk,omitempty"`
+	SequenceNumber int64  `json:"sn,omitempty"`
+	CommitUser     string `json:"cu,omitempty"`
+	ChangeOrigin   string `json:"co,omitempty"`
+}
+
+func encodeRole(r *triggers.Role) string {
+	s := storedRole{
+		Opp: r.OpportunityID, Contact: r.ContactID, Role: r.Role, IsPrimary: r.IsPrimary,
+		Deleted: r.Deleted, Stale: r.Stale, Version: r.Version.String(),
+		Pending: r.Pending, Deadline: r.Deadline,
+	}
+	if src := r.PendingSource; src != nil {
+		s.Source = &storedSource{
+			Entity: src.Entity, RecordID: src.RecordID, Version: src.Version.String(), Reason: src.Reason,
+			TransactionKey: src.Header.TransactionKey, SequenceNumber: src.Header.SequenceNumber,
+			CommitUser: src.Header.CommitUser, ChangeOrigin: src.Header.ChangeOrigin,
+		}
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func decodeRole(id, text string) (*triggers.Role, error) {
+	var s storedRole
+	if err := json.Unmarshal([]byte(text), &s); err != nil {
+		return nil, fmt.Errorf("contact role %s: %w", id, err)
+	}
+	ver, err := cdc.ParseVersion(s.Version)
+	if err != nil {
+		return nil, fmt.Errorf("contact role %s: %w", id, err)
+	}
+	r := &triggers.Role{
+		ID: id, OpportunityID: s.Opp, ContactID: s.Contact, Role: s.Role, IsPrimary: s.IsPrimary,
+		Deleted: s.Deleted, Stale: s.Stale, Version: ver, Pending: s.Pending, Deadline: s.Deadline,
+	}
+	if src := s.Source; src != nil {
+		sv, err := cdc.ParseVersion(src.Version)
+		if err != nil {
+			return nil, fmt.Errorf("contact role %s source: %w", id, err)
+		}
+		r.PendingSource = &triggers.Source{
+			Entity: src.Entity, RecordID: src.RecordID, Version: sv, Reason: src.Reason,
+			Header: cdc.EventHeader{TransactionKey: src.TransactionKey, SequenceNumber: src.SequenceNumber,
+				CommitUser: src.CommitUser, ChangeOrigin: src.ChangeOrigin},
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,21 @@
+// Package state owns oppsync's Redis layout: the replica of opportunities
+// and contact roles, the person indexes and aggregates, the activity log, the
+// trigger, dead-letter and resync streams, and the consumed Kafka positions.
+//
+// Every key lives under "oppsync:{<org>}:" so that one org's keys share a
+// Redis Cluster hash slot and every script is single-slot.
+//
+// Invariants:
+//   - One record change is written by one Lua script that also appends the
+//     trigger entries it causes: state and triggers never diverge.
+//   - A script runs only if the opportunity group's revision ("_rev") and the
+//     partition's stored position are what the caller read (compare and
+//     swap). A conflict rolls nothing forward; the caller re-reads and
+//     recomputes. Running a script twice is therefore harmless.
+//   - The stored position of a partition is the next offset to consume and
+//     never runs ahead of the state: it is written in the same script as the
+//     change of the message before it.
+//
+// The package emits no metrics itself; ApplyBatch returns counts that
+// pkg/pipeline turns into metrics, and Stats serves the gauges.
+package state

@@ -1,0 +1,38 @@
+package state
+
+// keys builds the Redis key names of one org.
+type keys struct{ prefix string }
+
+func newKeys(org string) keys { return keys{prefix: "oppsync:{" + org + "}:"} }
+
+func (k keys) opp(id string) string      { return k.prefix + "opp:" + id }
+func (k keys) roles(oppID string) string { return k.prefix + "opp:" + oppID + ":roles" }
+func (k keys) roleOpp() string           { return k.prefix + "roleopp" }
+func (k keys) person(id string) string   { return k.prefix + "person:" + id }
+func (k keys) activity(id string) string { return k.prefix + "activity:" + id }
+func (k keys) people() string            { return k.prefix + "people" }
+func (k keys) agg(name string) string    { return k.prefix + "agg:" + name }
+func (k keys) pending() string           { return k.prefix + "pending" }
+func (k keys) stale(entity string) string {
+	return k.prefix + "stale:" + entity
+}
+func (k keys) positions() string         { return k.prefix + "positions" }
+func (k keys) catalog() string           { return k.prefix + "catalog" }
+func (k keys) opps() string              { return k.prefix + "opps" }
+func (k keys) stream(name string) string { return k.prefix + name }
+func (k keys) trigger(kind string) string {
+	return k.prefix + "triggers:" + kind
+}
+
+// Aggregate names (sorted sets of person → value).
+const (
+	AggCount    = "count"
+	AggAmount   = "amount"
+	AggExpected = "expected"
+)
+
+// Stream names under the org prefix (CONTRACT §4).
+const (
+	StreamDLQ    = "dlq"
+	StreamResync = "resync"
+)

@@ -1,0 +1,253 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// loaded is a group as read from Redis, with its revision.
+type loaded struct {
+	g   *triggers.Group
+	rev int64
+}
+
+// plan is what a batch attempt read: the groups it touches and which
+// opportunity each contact-role record belongs to.
+type plan struct {
+	groups     map[string]*loaded
+	roleOpp    map[string]string
+	duplicates int
+	unresolved int
+}
+
+// recordOpp returns the opportunity group a record of ev belongs to.
+func (p *plan) recordOpp(ev *cdc.Event, recordID string) (string, bool) {
+	if ev.Entity == cdc.EntityOpportunity {
+		return recordID, true
+	}
+	if f, ok := ev.Field("OpportunityId"); ok && f.Value.Kind == cdc.KindString && f.Value.Str != "" {
+		return f.Value.Str, true
+	}
+	id, ok := p.roleOpp[recordID]
+	return id, ok && id != ""
+}
+
+// applicable reports whether the event is one the state applies per record.
+func applicable(ev *cdc.Event) bool {
+	if ev == nil || ev.ChangeType == cdc.Snapshot || ev.ChangeType == cdc.GapOverflow {
+		return false
+	}
+	return ev.Entity == cdc.EntityOpportunity || ev.Entity == cdc.EntityContactRole
+}
+
+// wildcard reports record ids that name no single record (field-type
+// conversions, overflow).
+func wildcard(id string) bool {
+	return strings.Contains(id, "*") || id == cdc.OverflowRecordID
+}
+
+func (s *Store) plan(ctx context.Context, items []Item) (*plan, error) {
+	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
+	var lookups []string
+	taught := map[string]bool{}
+	for _, it := range items {
+		if it.DeadLetter != nil || !applicable(it.Event) || it.Event.Entity != cdc.EntityContactRole {
+			continue
+		}
+		opp := ""
+		if f, ok := it.Event.Field("OpportunityId"); ok && f.Value.Kind == cdc.KindString {
+			opp = f.Value.Str
+		}
+		for _, id := range it.Event.RecordIDs {
+			switch {
+			case wildcard(id) || taught[id]:
+			case opp != "":
+				// The batch itself says where the role belongs, for its later changes.
+				p.roleOpp[id] = opp
+				taught[id] = true
+			default:
+				lookups = append(lookups, id)
+				taught[id] = true
+			}
+		}
+	}
+	if len(lookups) > 0 {
+		vals, err := s.rdb.HMGet(ctx, s.k.roleOpp(), lookups...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reading contact role owners: %w", err)
+		}
+		for i, v := range vals {
+			if str, ok := v.(string); ok {
+				p.roleOpp[lookups[i]] = str
+			}
+		}
+	}
+	if err := s.recordSchemas(ctx, items); err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, it := range items {
+		if it.DeadLetter != nil || !applicable(it.Event) {
+			continue
+		}
+		for _, id := range it.Event.RecordIDs {
+			if wildcard(id) {
+				continue
+			}
+			if opp, ok := p.recordOpp(it.Event, id); ok {
+				want[opp] = true
+			}
+		}
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	groups, err := s.loadGroups(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	p.groups = groups
+	return p, nil
+}
+
+// loadGroups reads opportunity groups in one round trip.
+func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loaded, error) {
+	out := make(map[string]*loaded, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	opps := make([]*redis.MapStringStringCmd, len(ids))
+	roles := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		opps[i] = pipe.HGetAll(ctx, s.k.opp(id))
+		roles[i] = pipe.HGetAll(ctx, s.k.roles(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
+	}
+	for i, id := range ids {
+		g := triggers.NewGroup(id)
+		rev, err := decodeOpp(&g.Opp, opps[i].Val())
+		if err != nil {
+			return nil, err
+		}
+		for rid, text := range roles[i].Val() {
+			r, err := decodeRole(rid, text)
+			if err != nil {
+				return nil, err
+			}
+			g.Roles[rid] = r
+		}
+		out[id] = &loaded{g: g, rev: rev}
+	}
+	return out, nil
+}
+
+// LoadGroup reads one opportunity group; ok is false when nothing is known
+// about the opportunity.
+func (s *Store) LoadGroup(ctx context.Context, oppID string) (*triggers.Group, bool, error) {
+	m, err := s.loadGroups(ctx, []string{oppID})
+	if err != nil {
+		return nil, false, err
+	}
+	l := m[oppID]
+	return l.g, l.rev > 0, nil
+}
+
+// expectations remembers, per partition, the position this process last
+// read or wrote, to detect a Redis that lost writes.
+type expectations struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newExpectations() expectations { return expectations{m: map[string]string{}} }
+
+func (e *expectations) get(field string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.m[field]
+	return v, ok
+}
+
+func (e *expectations) set(field, v string) {
+	e.mu.Lock()
+	e.m[field] = v
+	e.mu.Unlock()
+}
+
+// seenSet remembers the schema ids whose fields are in the catalog.
+type seenSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func newSeenSet() seenSet { return seenSet{m: map[string]bool{}} }
+
+func (s *seenSet) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
+func (s *seenSet) add(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[id] {
+		return false
+	}
+	s.m[id] = true
+	return true
+}
+
+// catalogEntry is a field of the constraint catalog.
+type catalogEntry struct {
+	Type           string `json:"type"`
+	SalesforceType string `json:"salesforce_type"`
+}
+
+// recordSchemas adds the fields of writer schemas not seen before by this
+// process to the constraint catalog. It is idempotent metadata, so it is
+// written outside the apply scripts.
+func (s *Store) recordSchemas(ctx context.Context, items []Item) error {
+	var fresh []*cdc.Event
+	seen := map[string]bool{}
+	for _, it := range items {
+		ev := it.Event
+		if ev == nil || !knownEntity(ev.Entity) || ev.SchemaID == "" || len(ev.Schema) == 0 || seen[ev.SchemaID] || s.schemas.has(ev.SchemaID) {
+			continue
+		}
+		seen[ev.SchemaID] = true
+		fresh = append(fresh, ev)
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, ev := range fresh {
+		args := make([]any, 0, 2*len(ev.Schema))
+		for _, f := range ev.Schema {
+			b, _ := json.Marshal(catalogEntry{Type: f.Kind.String(), SalesforceType: f.SalesforceType})
+			args = append(args, ev.Entity+"."+f.Name, string(b))
+		}
+		pipe.HSet(ctx, s.k.catalog(), args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("writing the field catalog: %w", err)
+	}
+	for _, ev := range fresh {
+		s.schemas.add(ev.SchemaID)
+	}
+	return nil
+}

@@ -1,0 +1,299 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// Config configures the Store.
+type Config struct {
+	Org               string
+	StreamMaxLen      int64
+	Currency          string
+	Rates             map[string]float64 // ISO code → rate to Currency
+	IgnoreFields      []string
+	PendingTimeout    time.Duration
+	ActivityRetention time.Duration
+	// Now is the wall clock (tests set it); defaults to time.Now.
+	Now func() time.Time
+}
+
+var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if !orgPattern.MatchString(c.Org) {
+		return fmt.Errorf("org_id: %q must be non-empty and use only letters, digits, '_', '.' and '-'", c.Org)
+	}
+	if c.StreamMaxLen <= 0 {
+		c.StreamMaxLen = 1_000_000
+	}
+	if c.Currency == "" {
+		c.Currency = "USD"
+	}
+	if c.PendingTimeout <= 0 {
+		c.PendingTimeout = 30 * time.Second
+	}
+	if c.ActivityRetention <= 0 {
+		c.ActivityRetention = 8760 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Store reads and writes one org's replica in Redis. It is safe for
+// concurrent use; ApplyBatch calls for one partition must not overlap.
+type Store struct {
+	cfg  Config
+	rdb  redis.UniversalClient
+	k    keys
+	tcfg *triggers.Config
+
+	expect  expectations
+	schemas seenSet
+}
+
+// New returns a Store for cfg.Org on rdb. Call Init before use.
+func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ignore := map[string]bool{}
+	for _, f := range cfg.IgnoreFields {
+		ignore[f] = true
+	}
+	return &Store{
+		cfg: cfg,
+		rdb: rdb,
+		k:   newKeys(cfg.Org),
+		tcfg: &triggers.Config{
+			Org:                  cfg.Org,
+			IgnoreFields:         ignore,
+			PendingTimeoutMillis: cfg.PendingTimeout.Milliseconds(),
+		},
+		expect:  newExpectations(),
+		schemas: newSeenSet(),
+	}, nil
+}
+
+// Init loads the apply script into Redis (every shard of a cluster).
+func (s *Store) Init(ctx context.Context) error {
+	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("loading apply script: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Org returns the org the store serves.
+func (s *Store) Org() string { return s.cfg.Org }
+
+// Currency returns the currency every amount is labelled with.
+func (s *Store) Currency() string { return s.cfg.Currency }
+
+func posField(topic string, partition int) string {
+	return topic + "/" + strconv.Itoa(partition)
+}
+
+// Position returns the next offset to consume for a partition as recorded
+// with the state. It also remembers the value, so that ApplyBatch can tell
+// when Redis lost writes (the stored position moved back).
+func (s *Store) Position(ctx context.Context, topic string, partition int) (int64, bool, error) {
+	field := posField(topic, partition)
+	v, err := s.rdb.HGet(ctx, s.k.positions(), field).Result()
+	if errors.Is(err, redis.Nil) {
+		s.expect.set(field, "")
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading position %s: %w", field, err)
+	}
+	off, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("stored position %s is not an offset: %q", field, v)
+	}
+	s.expect.set(field, v)
+	return off, true, nil
+}
+
+// RewindError says that the position stored in Redis is behind what this
+// consumer last wrote: Redis lost its newest writes, and consumption must
+// resume from Offset (or from the earliest offset when Offset < 0) so that
+// the lost changes are applied again.
+type RewindError struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+func (e *RewindError) Error() string {
+	return fmt.Sprintf("stored position of %s/%d moved back to %d: resuming from there", e.Topic, e.Partition, e.Offset)
+}
+
+// Item is one message of a batch and what to do with it.
+type Item struct {
+	Msg *cdc.Message
+	// Event is the decoded event to apply; nil (and no DeadLetter) means the
+	// message only advances the position (skipped entity, snapshot, ...).
+	Event *cdc.Event
+	// DeadLetter, when set, sends the message to the dead-letter stream.
+	DeadLetter *DeadLetter
+}
+
+// DeadLetter says why a message could not be processed.
+type DeadLetter struct {
+	Stage  string // "decode" or "apply"
+	Reason string // stable code
+	Error  string // human-readable detail, without record values
+}
+
+// BatchResult counts what a batch did, for metrics.
+type BatchResult struct {
+	Applied     int // record changes written
+	Duplicates  int // record changes already reflected
+	Redelivered int // messages at or below the stored position
+	Unresolved  int // contact-role changes whose opportunity is unknown
+	Triggers    map[string]int
+	DeadLetters map[string]int // by stage
+	Resync      map[string]int // by entity
+	Conflicts   int            // scripts retried after a concurrent change
+}
+
+func (r *BatchResult) add(o BatchResult) {
+	r.Applied += o.Applied
+	r.Duplicates += o.Duplicates
+	r.Redelivered += o.Redelivered
+	r.Unresolved += o.Unresolved
+	r.Conflicts += o.Conflicts
+	for _, m := range []struct{ dst, src *map[string]int }{
+		{&r.Triggers, &o.Triggers}, {&r.DeadLetters, &o.DeadLetters}, {&r.Resync, &o.Resync},
+	} {
+		for k, v := range *m.src {
+			if *m.dst == nil {
+				*m.dst = map[string]int{}
+			}
+			(*m.dst)[k] += v
+		}
+	}
+}
+
+const maxAttempts = 20
+
+// ApplyBatch writes the effects of a batch of messages of one partition, in
+// offset order, and advances the partition's stored position past them. It
+// returns nil only when all of them are durable in Redis. A *RewindError
+// means consumption must restart from an earlier offset; any other error is
+// transient (Redis unavailable) and the whole batch may simply be retried.
+func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, error) {
+	var total BatchResult
+	if len(items) == 0 {
+		return total, nil
+	}
+	topic, partition := items[0].Msg.Topic, items[0].Msg.Partition
+	field := posField(topic, partition)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		res, done, err := s.applyOnce(ctx, field, items)
+		total.add(res)
+		if err != nil {
+			var rw *RewindError
+			if errors.As(err, &rw) {
+				rw.Topic, rw.Partition = topic, partition
+			}
+			return total, err
+		}
+		if done {
+			return total, nil
+		}
+		total.Conflicts++
+	}
+	return total, fmt.Errorf("partition %s: gave up after %d conflicting attempts", field, maxAttempts)
+}
+
+// applyOnce makes one attempt: it returns done=false when a script hit a
+// conflict and the rest of the batch must be recomputed.
+func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (BatchResult, bool, error) {
+	var res BatchResult
+	stored, err := s.rdb.HGet(ctx, s.k.positions(), field).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return res, false, fmt.Errorf("reading position %s: %w", field, err)
+	}
+	if exp, ok := s.expect.get(field); ok && stored != exp {
+		if stored == "" || parseOffset(stored) < parseOffset(exp) {
+			off := int64(-1)
+			if stored != "" {
+				off = parseOffset(stored)
+			}
+			s.expect.set(field, stored)
+			return res, false, &RewindError{Offset: off}
+		}
+	}
+	start := 0
+	if stored != "" {
+		next := parseOffset(stored)
+		for start < len(items) && items[start].Msg.Offset < next {
+			start++
+		}
+		res.Redelivered = start
+	}
+	if start == len(items) {
+		s.expect.set(field, stored)
+		return res, true, nil
+	}
+	todo := items[start:]
+
+	p, err := s.plan(ctx, todo)
+	if err != nil {
+		return res, false, err
+	}
+	txs, counts := s.build(p, field, stored, todo)
+	if len(txs) == 0 {
+		return res, true, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(txs))
+	for i, t := range txs {
+		cmds[i] = t.tx.run(ctx, pipe)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				if lerr := s.Init(ctx); lerr != nil {
+					return res, false, lerr
+				}
+				return res, false, nil
+			}
+			return res, false, fmt.Errorf("applying changes of %s: %w", field, err)
+		}
+		if n != scriptApplied {
+			return res, false, nil
+		}
+		res.add(counts[i])
+		s.expect.set(field, txs[i].tx.posNew)
+	}
+	res.Duplicates += p.duplicates
+	res.Unresolved += p.unresolved
+	return res, true, nil
+}
+
+func parseOffset(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}

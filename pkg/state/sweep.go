@@ -1,0 +1,140 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// ReleaseExpired emits the added entries of contact roles whose opportunity
+// did not arrive within the pending timeout, at most limit opportunities per
+// call. Any instance may call it: the revision check makes sure each entry is
+// written once. It returns the number of entries written.
+func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
+	now := s.cfg.Now()
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.pending(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return 0, fmt.Errorf("reading pending roles: %w", err)
+	}
+	want := map[string]bool{}
+	for _, m := range members {
+		if opp, _, ok := strings.Cut(m, "|"); ok {
+			want[opp] = true
+		}
+	}
+	if len(want) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	groups, err := s.loadGroups(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	var counts []int
+	for _, id := range ids {
+		l := groups[id]
+		before := s.contributions(l.g)
+		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
+		t := newTx(s.k.opp(id), l.rev, s.k.positions())
+		if res.Duplicate {
+			// Stale index entries (role deleted or released elsewhere).
+			for _, m := range members {
+				if strings.HasPrefix(m, id+"|") {
+					rid := strings.TrimPrefix(m, id+"|")
+					if r, ok := l.g.Roles[rid]; !ok || !r.Pending {
+						t.op("ZREM", s.k.pending(), m)
+					}
+				}
+			}
+			if t.nops == 0 {
+				continue
+			}
+		} else {
+			s.writeRoles(t, l.g, res.Roles, "")
+			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
+			s.writeTriggers(t, l.g, res.Triggers, now)
+		}
+		cmds = append(cmds, t.run(ctx, pipe))
+		counts = append(counts, len(res.Triggers))
+	}
+	if len(cmds) == 0 {
+		return 0, nil
+	}
+	_, _ = pipe.Exec(ctx)
+	written := 0
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				return written, s.Init(ctx)
+			}
+			return written, fmt.Errorf("releasing pending roles: %w", err)
+		}
+		if n == scriptApplied {
+			written += counts[i]
+		}
+	}
+	return written, nil
+}
+
+// RunReleaser calls ReleaseExpired every interval until ctx ends. Errors are
+// reported to onErr and retried on the next tick.
+func (s *Store) RunReleaser(ctx context.Context, interval time.Duration, onRelease func(int), onErr func(error)) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for {
+			n, err := s.ReleaseExpired(ctx, 100)
+			if err != nil {
+				if ctx.Err() == nil && onErr != nil {
+					onErr(err)
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+			if onRelease != nil {
+				onRelease(n)
+			}
+		}
+	}
+}
+
+// Stats are the gauges the store serves.
+type Stats struct {
+	PendingRoles int64
+	StaleRecords int64
+}
+
+// Stats reads the current gauges.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	pipe := s.rdb.Pipeline()
+	p := pipe.ZCard(ctx, s.k.pending())
+	so := pipe.SCard(ctx, s.k.stale("Opportunity"))
+	sr := pipe.SCard(ctx, s.k.stale("OpportunityContactRole"))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Stats{}, fmt.Errorf("reading stats: %w", err)
+	}
+	return Stats{PendingRoles: p.Val(), StaleRecords: so.Val() + sr.Val()}, nil
+}
