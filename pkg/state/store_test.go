@@ -396,7 +396,7 @@ func TestCurrencyConversion(t *testing.T) {
 		t.Fatalf("converted expected revenue = %v, want 100", e)
 	}
 	var snap map[string]any
-	_ = json.Unmarshal([]byte(f.entries("triggers:"+cdc.TriggerAdded)[0]["opportunity"]), &snap)
+	_ = json.Unmarshal([]byte(f.entries("triggers:" + cdc.TriggerAdded)[0]["opportunity"]), &snap)
 	if snap["Amount"] != 200.0 || snap["OriginalAmount"] != 100.0 || snap["CurrencyIsoCode"] != "EUR" {
 		t.Fatalf("snapshot = %v", snap)
 	}
