@@ -237,6 +237,13 @@ func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID st
 	s.writeRoles(t, g, res.Roles, ev.Entity)
 	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
 	s.writeTriggers(t, g, res.Triggers, now)
+	s.noteChange(t, o.ID)
+}
+
+// noteChange appends the opportunity id to the changes stream, which
+// readers of the replica (the API's in-memory view) tail to stay current.
+func (s *Store) noteChange(t *tx, oppID string) {
+	t.op("XADD", s.k.stream(StreamChanges), "MAXLEN", "~", changesMaxLen, "*", "opp", oppID)
 }
 
 // writeRoles writes the contact roles a change touched, and their place in

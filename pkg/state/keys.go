@@ -35,4 +35,10 @@ const (
 const (
 	StreamDLQ    = "dlq"
 	StreamResync = "resync"
+	// StreamChanges lists the opportunity groups each applied change wrote.
+	StreamChanges = "changes"
 )
+
+// changesMaxLen bounds the changes stream: a reader that falls further
+// behind reloads everything.
+const changesMaxLen = 100000

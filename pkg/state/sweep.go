@@ -68,6 +68,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 			s.writeRoles(t, l.g, res.Roles, "")
 			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
 			s.writeTriggers(t, l.g, res.Triggers, now)
+			s.noteChange(t, id)
 		}
 		cmds = append(cmds, t.run(ctx, pipe))
 		counts = append(counts, len(res.Triggers))

@@ -1,0 +1,60 @@
+package pipeline
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	consumed     *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	decodeErrors *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	triggers     *prometheus.CounterVec
+	duplicates   prometheus.Counter
+	resync       *prometheus.CounterVec
+	applyTime    prometheus.Histogram
+	lag          prometheus.Histogram
+	retries      prometheus.Counter
+	conflicts    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_events_consumed_total", Help: "Change events decoded, by entity and change type.",
+		}, []string{"entity", "change_type"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_events_skipped_total", Help: "Messages consumed but not applied, by reason.",
+		}, []string{"reason"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_decode_errors_total", Help: "Messages that failed to decode, by reason (retried ones included).",
+		}, []string{"reason"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_dead_letters_total", Help: "Messages written to the dead-letter stream, by stage.",
+		}, []string{"stage"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_triggers_emitted_total", Help: "Trigger entries appended, by trigger.",
+		}, []string{"trigger"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oppsync_duplicates_total", Help: "Record changes already reflected in the state (redelivered or out of date).",
+		}),
+		resync: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_resync_notices_total", Help: "Resync notices written for gap events, by entity.",
+		}, []string{"entity"}),
+		applyTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oppsync_apply_duration_seconds", Help: "Time to apply one batch to Redis (all attempts).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oppsync_end_to_end_lag_seconds", Help: "Now minus the change's commit timestamp, when its effects became durable.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 20),
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oppsync_apply_retries_total", Help: "Transient failures retried (Redis or Schema Registry unavailable).",
+		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oppsync_apply_conflicts_total", Help: "Scripts recomputed because another writer changed the same opportunity first.",
+		}),
+	}
+	reg.MustRegister(m.consumed, m.skipped, m.decodeErrors, m.deadLetters, m.triggers, m.duplicates,
+		m.resync, m.applyTime, m.lag, m.retries, m.conflicts)
+	return m
+}

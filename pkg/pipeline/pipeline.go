@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/state"
+)
+
+// Decoder turns a Kafka message into a change event. It must be safe for
+// concurrent use and honour ctx; its errors are *cdc.Error saying whether
+// retrying can help.
+type Decoder interface {
+	Decode(ctx context.Context, m *cdc.Message) (*cdc.Event, error)
+}
+
+// Applier makes a batch of one partition durable. It blocks for the Redis
+// round trips, honours ctx, and may be called concurrently for different
+// partitions. A *state.RewindError asks the consumer to resume earlier; any
+// other error is transient.
+type Applier interface {
+	ApplyBatch(ctx context.Context, items []state.Item) (state.BatchResult, error)
+}
+
+// Config tunes the retry policy.
+type Config struct {
+	// MinBackoff and MaxBackoff bound the wait between retries of a
+	// transient failure.
+	MinBackoff, MaxBackoff time.Duration
+	// UnhealthyAfter is how long failures may last before Ready reports it.
+	UnhealthyAfter time.Duration
+	// Now is the wall clock, for the end-to-end lag (tests set it).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 50 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.UnhealthyAfter <= 0 {
+		c.UnhealthyAfter = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Observer, when set, sees every batch's result after it became durable
+// (the demo prints triggers from it). It must not block.
+type Observer func(items []state.Item, res state.BatchResult)
+
+// Pipeline is a source.Handler.
+type Pipeline struct {
+	cfg     Config
+	dec     Decoder
+	app     Applier
+	m       *metrics
+	log     zerolog.Logger
+	observe Observer
+
+	mu           sync.Mutex
+	failingSince time.Time
+	lastErr      error
+}
+
+// New returns a Pipeline.
+func New(cfg Config, dec Decoder, app Applier, reg prometheus.Registerer, log zerolog.Logger) *Pipeline {
+	cfg.defaults()
+	return &Pipeline{cfg: cfg, dec: dec, app: app, m: newMetrics(reg), log: log.With().Str("component", "pipeline").Logger()}
+}
+
+// SetObserver installs an observer; call before the first batch.
+func (p *Pipeline) SetObserver(o Observer) { p.observe = o }
+
+// Ready returns an error while transient failures have lasted longer than
+// UnhealthyAfter.
+func (p *Pipeline) Ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.failingSince.IsZero() && p.cfg.Now().Sub(p.failingSince) > p.cfg.UnhealthyAfter {
+		return fmt.Errorf("failing since %s: %v", p.failingSince.UTC().Format(time.RFC3339), p.lastErr)
+	}
+	return nil
+}
+
+func (p *Pipeline) failing(err error) {
+	p.mu.Lock()
+	if p.failingSince.IsZero() {
+		p.failingSince = p.cfg.Now()
+	}
+	p.lastErr = err
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) healthy() {
+	p.mu.Lock()
+	p.failingSince, p.lastErr = time.Time{}, nil
+	p.mu.Unlock()
+}
+
+// HandleBatch decodes and applies msgs (one partition, offset order). It
+// returns nil once all of them are durable, retrying transient failures for
+// as long as ctx allows; on cancellation it returns ctx's error and the
+// batch must not be committed. A *state.RewindError is returned as is.
+func (p *Pipeline) HandleBatch(ctx context.Context, msgs []cdc.Message) error {
+	items := make([]state.Item, len(msgs))
+	for i := range msgs {
+		it, err := p.decode(ctx, &msgs[i])
+		if err != nil {
+			return err
+		}
+		items[i] = it
+	}
+	start := time.Now()
+	res, err := p.apply(ctx, items)
+	if err != nil {
+		return err
+	}
+	p.m.applyTime.Observe(time.Since(start).Seconds())
+	p.record(items, res)
+	if p.observe != nil {
+		p.observe(items, res)
+	}
+	return nil
+}
+
+// decode decodes one message, retrying transient failures.
+func (p *Pipeline) decode(ctx context.Context, m *cdc.Message) (state.Item, error) {
+	it := state.Item{Msg: m}
+	var ev *cdc.Event
+	err := p.retry(ctx, "decode", func() error {
+		var err error
+		ev, err = p.dec.Decode(ctx, m)
+		if err != nil {
+			p.m.decodeErrors.WithLabelValues(cdc.ReasonOf(err)).Inc()
+			if !cdc.IsRetryable(err) {
+				it.DeadLetter = &state.DeadLetter{Stage: "decode", Reason: cdc.ReasonOf(err), Error: err.Error()}
+				return nil
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return it, err
+	}
+	if it.DeadLetter != nil {
+		p.log.Warn().Str("topic", m.Topic).Int("partition", m.Partition).Int64("offset", m.Offset).
+			Str("reason", it.DeadLetter.Reason).Str("error", it.DeadLetter.Error).Msg("dead-lettering undecodable message")
+		return it, nil
+	}
+	p.m.consumed.WithLabelValues(ev.Entity, string(ev.ChangeType)).Inc()
+	switch {
+	case ev.Entity != cdc.EntityOpportunity && ev.Entity != cdc.EntityContactRole:
+		p.m.skipped.WithLabelValues("other_entity").Inc()
+	case ev.ChangeType == cdc.Snapshot:
+		p.m.skipped.WithLabelValues("snapshot").Inc()
+	default:
+		it.Event = ev
+	}
+	return it, nil
+}
+
+// apply applies items, retrying transient failures.
+func (p *Pipeline) apply(ctx context.Context, items []state.Item) (state.BatchResult, error) {
+	var res state.BatchResult
+	err := p.retry(ctx, "apply", func() error {
+		var err error
+		res, err = p.app.ApplyBatch(ctx, items)
+		var rw *state.RewindError
+		if errors.As(err, &rw) {
+			return permanent{err}
+		}
+		return err
+	})
+	var perm permanent
+	if errors.As(err, &perm) {
+		return res, perm.error
+	}
+	return res, err
+}
+
+// permanent marks an error retry must hand back at once.
+type permanent struct{ error }
+
+// retry runs fn until it succeeds, returns a permanent error, or ctx ends,
+// waiting with capped exponential backoff between failures.
+func (p *Pipeline) retry(ctx context.Context, stage string, fn func() error) error {
+	wait := p.cfg.MinBackoff
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		var perm permanent
+		if err == nil || errors.As(err, &perm) {
+			if attempt > 0 {
+				p.healthy()
+				p.log.Info().Str("stage", stage).Int("attempts", attempt+1).Msg("recovered")
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.failing(err)
+		p.m.retries.Inc()
+		if attempt == 0 || attempt%20 == 0 {
+			p.log.Warn().Err(err).Str("stage", stage).Int("attempt", attempt+1).Dur("backoff", wait).Msg("transient failure, retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+		if wait > p.cfg.MaxBackoff {
+			wait = p.cfg.MaxBackoff
+		}
+	}
+}
+
+func (p *Pipeline) record(items []state.Item, res state.BatchResult) {
+	for k, n := range res.Triggers {
+		p.m.triggers.WithLabelValues(k).Add(float64(n))
+	}
+	for k, n := range res.DeadLetters {
+		p.m.deadLetters.WithLabelValues(k).Add(float64(n))
+	}
+	for k, n := range res.Resync {
+		p.m.resync.WithLabelValues(k).Add(float64(n))
+	}
+	p.m.duplicates.Add(float64(res.Duplicates))
+	if res.Redelivered > 0 {
+		p.m.skipped.WithLabelValues("already_applied").Add(float64(res.Redelivered))
+	}
+	if res.Unresolved > 0 {
+		p.m.skipped.WithLabelValues("unknown_contact_role").Add(float64(res.Unresolved))
+	}
+	p.m.conflicts.Add(float64(res.Conflicts))
+	now := p.cfg.Now()
+	for _, it := range items {
+		if it.Event != nil {
+			p.m.lag.Observe(now.Sub(time.UnixMilli(it.Event.Version.CommitTimestamp)).Seconds())
+		}
+	}
+}
