@@ -1,0 +1,236 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of an oppsync process. The yaml tags are the
+// key names of CONTRACT §2; see Keys for the flat list of dotted keys.
+type Config struct {
+	// OrgID is the Salesforce org / tenant id; it is the Redis hash tag of every key.
+	OrgID          string         `yaml:"org_id"`
+	Kafka          Kafka          `yaml:"kafka"`
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
+	Schemas        Schemas        `yaml:"schemas"`
+	Redis          Redis          `yaml:"redis"`
+	Streams        Streams        `yaml:"streams"`
+	Currency       Currency       `yaml:"currency"`
+	Access         Access         `yaml:"access"`
+	Triggers       Triggers       `yaml:"triggers"`
+	Activity       Activity       `yaml:"activity"`
+	HTTP           HTTP           `yaml:"http"`
+	Log            Log            `yaml:"log"`
+	// ShutdownTimeout bounds the ordered shutdown after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Kafka configures the consumer.
+type Kafka struct {
+	Brokers     []string `yaml:"brokers"`
+	Topics      []string `yaml:"topics"`
+	GroupID     string   `yaml:"group_id"`
+	StartOffset string   `yaml:"start_offset"` // "earliest" or "latest"
+	// SchemaHeader marks a raw Pub/Sub payload and carries its schema id.
+	SchemaHeader string `yaml:"schema_header"`
+	// MaxBatch bounds how many messages are fetched and handled per batch.
+	MaxBatch int  `yaml:"max_batch"`
+	TLS      TLS  `yaml:"tls"`
+	SASL     SASL `yaml:"sasl"`
+}
+
+// TLS configures a TLS client connection. Empty files mean the system roots
+// and no client certificate.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	ServerName         string `yaml:"server_name"`
+}
+
+// SASL configures Kafka authentication. An empty Mechanism disables SASL.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"` // "", "plain", "scram-sha-256", "scram-sha-512"
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password" secret:"true"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// SchemaRegistry configures the Confluent-compatible registry used for
+// wire-format messages. An empty URL disables it.
+type SchemaRegistry struct {
+	URL          string        `yaml:"url"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password" secret:"true"`
+	PasswordFile string        `yaml:"password_file"`
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+// Schemas configures the directory of <schemaId>.avsc files for raw Pub/Sub payloads.
+type Schemas struct {
+	Dir string `yaml:"dir"`
+}
+
+// Redis configures the Redis client; several Addrs mean Redis Cluster.
+type Redis struct {
+	Addrs        []string      `yaml:"addrs"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password" secret:"true"`
+	PasswordFile string        `yaml:"password_file"`
+	DB           int           `yaml:"db"`
+	PoolSize     int           `yaml:"pool_size"` // 0: the go-redis default
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	TLS          TLS           `yaml:"tls"`
+}
+
+// Streams configures the trigger streams.
+type Streams struct {
+	// MaxLen is the approximate MAXLEN of each trigger stream.
+	MaxLen int64 `yaml:"maxlen"`
+}
+
+// Currency configures amount labelling and conversion.
+type Currency struct {
+	Default string `yaml:"default"`
+	// Rates maps an ISO code to its rate to Default; nil disables conversion.
+	Rates map[string]float64 `yaml:"rates"`
+}
+
+// Access lists fields the Salesforce sync user cannot read.
+type Access struct {
+	// HiddenFields holds "Entity.Field" entries, e.g. "Opportunity.Description".
+	HiddenFields []string `yaml:"hidden_fields"`
+}
+
+// Triggers configures trigger emission.
+type Triggers struct {
+	IgnoreFields       []string      `yaml:"ignore_fields"`
+	PendingRoleTimeout time.Duration `yaml:"pending_role_timeout"`
+}
+
+// Activity configures the activity log behind the was-added/removed/updated filters.
+type Activity struct {
+	Retention time.Duration `yaml:"retention"`
+}
+
+// HTTP configures the API, health and metrics listener.
+type HTTP struct {
+	Addr          string `yaml:"addr"`
+	AuthToken     string `yaml:"auth_token" secret:"true"`
+	AuthTokenFile string `yaml:"auth_token_file"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `yaml:"level"`  // trace, debug, info, warn, error
+	Format string `yaml:"format"` // json, console
+}
+
+// Default returns the configuration with every default of CONTRACT §2 applied.
+func Default() *Config {
+	return &Config{
+		OrgID: "default",
+		Kafka: Kafka{
+			Brokers:      []string{"localhost:9092"},
+			Topics:       []string{"salesforce.OpportunityChangeEvent", "salesforce.OpportunityContactRoleChangeEvent"},
+			GroupID:      "oppsync",
+			StartOffset:  "earliest",
+			SchemaHeader: "sf-schema-id",
+			MaxBatch:     500,
+		},
+		SchemaRegistry: SchemaRegistry{Timeout: 10 * time.Second},
+		Redis: Redis{
+			Addrs:        []string{"localhost:6379"},
+			DialTimeout:  5 * time.Second,
+			ReadTimeout:  3 * time.Second,
+			WriteTimeout: 3 * time.Second,
+		},
+		Streams:  Streams{MaxLen: 1000000},
+		Currency: Currency{Default: "USD"},
+		Triggers: Triggers{
+			IgnoreFields:       []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"},
+			PendingRoleTimeout: 30 * time.Second,
+		},
+		Activity:        Activity{Retention: 8760 * time.Hour},
+		HTTP:            HTTP{Addr: ":8080"},
+		Log:             Log{Level: "info", Format: "json"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// KeyError is the error Load and Validate return: the dotted key (or, for an
+// unknown environment variable, its name) and what is wrong with it. Its
+// message never contains a secret value.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Err.Error()
+	}
+	return "config: " + e.Key + ": " + e.Err.Error()
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Mask replaces every non-empty secret in Redacted output.
+const Mask = "***"
+
+// Redacted returns a deep copy of c with every non-empty secret replaced by
+// Mask. Empty secrets stay empty so the printout shows that none is set.
+func (c *Config) Redacted() *Config {
+	r := c.clone()
+	v := reflectValue(r)
+	for _, f := range fields {
+		if !f.secret {
+			continue
+		}
+		fv := v.FieldByIndex(f.index)
+		if fv.String() != "" {
+			fv.SetString(Mask)
+		}
+	}
+	return r
+}
+
+// YAML renders the effective configuration, secrets masked, in the same shape
+// Load reads.
+func (c *Config) YAML() ([]byte, error) {
+	out, err := yaml.Marshal(c.Redacted())
+	if err != nil {
+		return nil, fmt.Errorf("config: rendering yaml: %w", err)
+	}
+	return out, nil
+}
+
+// clone returns a deep copy: slices and maps are not shared with c.
+func (c *Config) clone() *Config {
+	r := *c
+	r.Kafka.Brokers = cloneSlice(c.Kafka.Brokers)
+	r.Kafka.Topics = cloneSlice(c.Kafka.Topics)
+	r.Redis.Addrs = cloneSlice(c.Redis.Addrs)
+	r.Access.HiddenFields = cloneSlice(c.Access.HiddenFields)
+	r.Triggers.IgnoreFields = cloneSlice(c.Triggers.IgnoreFields)
+	if c.Currency.Rates != nil {
+		r.Currency.Rates = make(map[string]float64, len(c.Currency.Rates))
+		for k, v := range c.Currency.Rates {
+			r.Currency.Rates[k] = v
+		}
+	}
+	return &r
+}
+
+func cloneSlice(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s...)
+}

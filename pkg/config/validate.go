@@ -1,0 +1,260 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	orgIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	topicPattern    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	fieldPattern    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$`)
+)
+
+// Validate checks every key and returns the first problem as a *KeyError, in
+// key order. It does no I/O: files named by *_file keys are read by Load.
+func (c *Config) Validate() error {
+	for _, check := range []func() error{
+		c.validateOrg, c.validateKafka, c.validateRegistry, c.validateRedis,
+		c.validateMisc, c.validateHTTP, c.validateLog,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keyErr(key, format string, args ...any) error {
+	return &KeyError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+func (c *Config) validateOrg() error {
+	if c.OrgID == "" {
+		return keyErr("org_id", "must not be empty")
+	}
+	if !orgIDPattern.MatchString(c.OrgID) {
+		return keyErr("org_id", "may contain only letters, digits, '_', '.' and '-' (it is a Redis hash tag), got %q", c.OrgID)
+	}
+	return nil
+}
+
+func (c *Config) validateKafka() error {
+	k := c.Kafka
+	if err := hostPorts("kafka.brokers", k.Brokers); err != nil {
+		return err
+	}
+	if len(k.Topics) == 0 {
+		return keyErr("kafka.topics", "must name at least one topic")
+	}
+	seen := map[string]bool{}
+	for _, t := range k.Topics {
+		if !topicPattern.MatchString(t) || t == "." || t == ".." {
+			return keyErr("kafka.topics", "%q is not a valid topic name", t)
+		}
+		if seen[t] {
+			return keyErr("kafka.topics", "%q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	if strings.TrimSpace(k.GroupID) == "" {
+		return keyErr("kafka.group_id", "must not be empty")
+	}
+	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
+		return keyErr("kafka.start_offset", `must be "earliest" or "latest", got %q`, k.StartOffset)
+	}
+	if strings.TrimSpace(k.SchemaHeader) == "" {
+		return keyErr("kafka.schema_header", "must not be empty")
+	}
+	if k.MaxBatch <= 0 {
+		return keyErr("kafka.max_batch", "must be positive, got %d", k.MaxBatch)
+	}
+	if err := validateTLS("kafka.tls", k.TLS); err != nil {
+		return err
+	}
+	switch k.SASL.Mechanism {
+	case "":
+		if k.SASL.Username != "" || k.SASL.Password != "" {
+			return keyErr("kafka.sasl.mechanism", "must be set when kafka.sasl.username or kafka.sasl.password is")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if k.SASL.Username == "" {
+			return keyErr("kafka.sasl.username", "required when kafka.sasl.mechanism is %q", k.SASL.Mechanism)
+		}
+		if k.SASL.Password == "" {
+			return keyErr("kafka.sasl.password", "required when kafka.sasl.mechanism is %q", k.SASL.Mechanism)
+		}
+	default:
+		return keyErr("kafka.sasl.mechanism", `must be "plain", "scram-sha-256" or "scram-sha-512", got %q`, k.SASL.Mechanism)
+	}
+	return nil
+}
+
+func validateTLS(prefix string, t TLS) error {
+	if !t.Enabled {
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify || t.ServerName != "" {
+			return keyErr(prefix+".enabled", "must be true when other %s keys are set", prefix)
+		}
+		return nil
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return keyErr(prefix+".cert_file", "%s.cert_file and %s.key_file must be set together", prefix, prefix)
+	}
+	return nil
+}
+
+func (c *Config) validateRegistry() error {
+	r := c.SchemaRegistry
+	if r.URL == "" {
+		if r.Username != "" || r.Password != "" {
+			return keyErr("schema_registry.url", "must be set when schema_registry credentials are")
+		}
+	} else {
+		u, err := url.Parse(r.URL)
+		// The URL is not echoed: it may carry credentials.
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			return keyErr("schema_registry.url", "must be an http:// or https:// URL with a host")
+		}
+		if (r.Username == "") != (r.Password == "") {
+			return keyErr("schema_registry.username", "schema_registry.username and schema_registry.password must be set together")
+		}
+	}
+	return positive("schema_registry.timeout", r.Timeout)
+}
+
+func (c *Config) validateRedis() error {
+	r := c.Redis
+	if err := hostPorts("redis.addrs", r.Addrs); err != nil {
+		return err
+	}
+	if r.DB < 0 {
+		return keyErr("redis.db", "must be >= 0, got %d", r.DB)
+	}
+	if r.DB != 0 && len(r.Addrs) > 1 {
+		return keyErr("redis.db", "must be 0 with several redis.addrs (Redis Cluster has only db 0), got %d", r.DB)
+	}
+	if r.PoolSize < 0 {
+		return keyErr("redis.pool_size", "must be >= 0 (0 is the client default), got %d", r.PoolSize)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"redis.dial_timeout", r.DialTimeout}, {"redis.read_timeout", r.ReadTimeout}, {"redis.write_timeout", r.WriteTimeout}} {
+		if err := positive(d.key, d.v); err != nil {
+			return err
+		}
+	}
+	return validateTLS("redis.tls", r.TLS)
+}
+
+func (c *Config) validateMisc() error {
+	if c.Streams.MaxLen <= 0 {
+		return keyErr("streams.maxlen", "must be positive, got %d", c.Streams.MaxLen)
+	}
+	if !currencyPattern.MatchString(c.Currency.Default) {
+		return keyErr("currency.default", "must be a 3-letter uppercase ISO code, got %q", c.Currency.Default)
+	}
+	for _, code := range sortedKeys(c.Currency.Rates) {
+		rate := c.Currency.Rates[code]
+		if !currencyPattern.MatchString(code) {
+			return keyErr("currency.rates", "%q is not a 3-letter uppercase ISO code", code)
+		}
+		if !(rate > 0) {
+			return keyErr("currency.rates", "rate of %s must be positive, got %v", code, rate)
+		}
+		if code == c.Currency.Default && rate != 1 {
+			return keyErr("currency.rates", "rate of the default currency %s must be 1, got %v", code, rate)
+		}
+	}
+	for _, f := range c.Access.HiddenFields {
+		entity, field, ok := strings.Cut(f, ".")
+		if !ok || (entity != "Opportunity" && entity != "OpportunityContactRole") || !fieldPattern.MatchString(field) {
+			return keyErr("access.hidden_fields", "%q must be Opportunity.<Field> or OpportunityContactRole.<Field>", f)
+		}
+	}
+	for _, f := range c.Triggers.IgnoreFields {
+		if !fieldPattern.MatchString(f) {
+			return keyErr("triggers.ignore_fields", "%q is not a field name", f)
+		}
+	}
+	if err := positive("triggers.pending_role_timeout", c.Triggers.PendingRoleTimeout); err != nil {
+		return err
+	}
+	if err := positive("activity.retention", c.Activity.Retention); err != nil {
+		return err
+	}
+	return positive("shutdown_timeout", c.ShutdownTimeout)
+}
+
+func (c *Config) validateHTTP() error {
+	if err := hostPort(c.HTTP.Addr, true); err != nil {
+		return keyErr("http.addr", "%v", err)
+	}
+	return nil
+}
+
+func (c *Config) validateLog() error {
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return keyErr("log.level", `must be one of trace, debug, info, warn, error, got %q`, c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		return keyErr("log.format", `must be "json" or "console", got %q`, c.Log.Format)
+	}
+	return nil
+}
+
+func positive(key string, d time.Duration) error {
+	if d <= 0 {
+		return keyErr(key, "must be a positive duration, got %s", d)
+	}
+	return nil
+}
+
+func hostPorts(key string, addrs []string) error {
+	if len(addrs) == 0 {
+		return keyErr(key, "must list at least one host:port")
+	}
+	for _, a := range addrs {
+		if err := hostPort(a, false); err != nil {
+			return keyErr(key, "%v", err)
+		}
+	}
+	return nil
+}
+
+// hostPort checks "host:port" with a numeric port 1-65535; emptyHost allows ":8080".
+func hostPort(addr string, emptyHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q must be host:port", addr)
+	}
+	if host == "" && !emptyHost {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q has an invalid host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q must have a port between 1 and 65535", addr)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
