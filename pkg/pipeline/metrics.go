@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+)
 
 type metrics struct {
 	consumed     *prometheus.CounterVec
@@ -53,6 +57,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "oppsync_apply_conflicts_total", Help: "Scripts recomputed because another writer changed the same opportunity first.",
 		}),
+	}
+	// Series that exist from the start, so dashboards and alerts see zeros
+	// rather than nothing.
+	for _, stage := range []string{"decode", "apply"} {
+		m.deadLetters.WithLabelValues(stage)
+	}
+	for _, r := range []string{cdc.ReasonUnknownFraming, cdc.ReasonSchemaNotFound, cdc.ReasonMalformedAvro,
+		cdc.ReasonNotAChangeEvent, cdc.ReasonBadBitmap, cdc.ReasonTooLarge, cdc.ReasonRegistry} {
+		m.decodeErrors.WithLabelValues(r)
+	}
+	for _, tr := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
+		m.triggers.WithLabelValues(tr)
 	}
 	reg.MustRegister(m.consumed, m.skipped, m.decodeErrors, m.deadLetters, m.triggers, m.duplicates,
 		m.resync, m.applyTime, m.lag, m.retries, m.conflicts)

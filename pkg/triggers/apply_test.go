@@ -119,7 +119,7 @@ func TestApplyScenarios(t *testing.T) {
 					`updated 003P 006A NextStep null->"call" [00KA//true 00KB/Evaluator/true]`}},
 		},
 		{
-			name: "opportunity without roles is stored but belongs to nobody",
+			name:  "opportunity without roles is stored but belongs to nobody",
 			steps: []step{create, opp(cdc.Update, "006A", 13, "StageName", "Qualification")},
 			want:  [][]string{nil, nil},
 		},
@@ -203,7 +203,7 @@ func TestApplyScenarios(t *testing.T) {
 				{`added 003P 006A 00KA role="" primary=true contact_role_undeleted`}},
 		},
 		{
-			name: "gap marks stale and emits nothing",
+			name:  "gap marks stale and emits nothing",
 			steps: []step{create, opp(cdc.GapUpdate, "006A", 12)},
 			want:  [][]string{nil, nil},
 		},

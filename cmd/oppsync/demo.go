@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/config"
+	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/source"
+	"github.com/oppsync/oppsync/pkg/synth"
+)
+
+// cmdDemo runs the whole service on embedded defaults: an in-process
+// Kafka-protocol broker and Redis (unless --brokers / --redis name real
+// ones), generated Salesforce traffic, and a live feed of the triggers.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", "", "use these Kafka brokers instead of the in-process broker")
+	redisAddr := fs.String("redis", "", "use this Redis instead of the in-process one")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	rate := fs.Float64("rate", 20, "generated change events per second")
+	opps := fs.Int("opportunities", 40, "opportunities in the synthetic org")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address for the API, /metrics and /readyz")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "generator seed")
+	verbose := fs.Bool("verbose", false, "log at info level too")
+	if err := fs.Parse(args); err != nil {
+		return usagef("demo: %v", err)
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+
+	cfg := config.Default()
+	cfg.OrgID = "demo"
+	cfg.HTTP.Addr = *httpAddr
+	cfg.Log.Format = "console"
+	cfg.Log.Level = "warn"
+	if *verbose {
+		cfg.Log.Level = "info"
+	}
+	cfg.Triggers.PendingRoleTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.Kafka.GroupID = fmt.Sprintf("oppsync-demo-%d", time.Now().UnixNano())
+
+	if *brokers == "" {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, cfg.Kafka.Topics...))
+		if err != nil {
+			return fmt.Errorf("starting the in-process Kafka broker: %w", err)
+		}
+		defer cluster.Close()
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+	} else {
+		cfg.Kafka.Brokers = splitComma(*brokers)
+	}
+	if *redisAddr == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("starting the in-process Redis: %w", err)
+		}
+		defer mr.Close()
+		cfg.Redis.Addrs = []string{mr.Addr()}
+	} else {
+		cfg.Redis.Addrs = []string{*redisAddr}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &usageError{err.Error()}
+	}
+
+	o := produceOptions{brokers: cfg.Kafka.Brokers, rate: *rate, opportunities: *opps, org: cfg.OrgID, seed: *seed}
+	enc, err := newEncoder(o)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	svc, err := newService(cfg, log, serviceOptions{schemas: []decode.SchemaSource{decode.NewMapSource(enc.Schemas())}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /metrics)\n",
+		cfg.OrgID, strings.Join(cfg.Kafka.Brokers, ","), cfg.Redis.Addrs[0], cfg.HTTP.Addr)
+	fmt.Fprintf(stdout, "%-12s  %-9s  %-18s  %-18s  %s\n", "time", "trigger", "person", "opportunity", "what")
+
+	w, err := source.NewWriter(sourceConfig(cfg))
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Commit times follow the wall clock, so the end-to-end lag is real.
+		gen := synth.NewGenerator(synth.GenConfig{Org: cfg.OrgID, Seed: o.seed, Opportunities: o.opportunities,
+			Start: time.Now(), Step: time.Duration(float64(time.Second) / o.rate)})
+		if _, err := publish(runCtx, gen, enc, w, o, nil); err != nil && runCtx.Err() == nil {
+			log.Error().Err(err).Msg("demo producer stopped")
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		feed(runCtx, svc.rdb, cfg.OrgID, stdout)
+	}()
+	err = svc.run(ctx)
+	stopAll()
+	return err
+}
+
+// feed prints trigger entries as they arrive, one line each.
+func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Writer) {
+	prefix := "oppsync:{" + org + "}:triggers:"
+	streams := []string{prefix + cdc.TriggerAdded, prefix + cdc.TriggerRemoved, prefix + cdc.TriggerUpdated}
+	last := []string{"0", "0", "0"}
+	for ctx.Err() == nil {
+		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: append(append([]string{}, streams...), last...), Count: 100, Block: 500 * time.Millisecond}).Result()
+		if err != nil {
+			if err != redis.Nil && ctx.Err() == nil {
+				time.Sleep(200 * time.Millisecond)
+			}
+			continue
+		}
+		var lines []feedLine
+		for _, s := range res {
+			for i, name := range streams {
+				if name == s.Stream && len(s.Messages) > 0 {
+					last[i] = s.Messages[len(s.Messages)-1].ID
+				}
+			}
+			for _, m := range s.Messages {
+				lines = append(lines, describe(m.Values))
+			}
+		}
+		sort.Slice(lines, func(i, j int) bool { return lines[i].at < lines[j].at })
+		for _, l := range lines {
+			fmt.Fprintln(out, l.text)
+		}
+	}
+}
+
+type feedLine struct{ at, text string }
+
+func describe(v map[string]any) feedLine {
+	get := func(k string) string { s, _ := v[k].(string); return s }
+	at := get("occurred_at")
+	clock := at
+	if t, err := time.Parse(cdc.DateTimeLayout, at); err == nil {
+		clock = t.Format("15:04:05.000")
+	}
+	var name struct {
+		Name string `json:"Name"`
+	}
+	_ = json.Unmarshal([]byte(get("opportunity")), &name)
+	opp := get("opportunity_id")
+	var what, kind string
+	switch get("trigger") {
+	case cdc.TriggerAdded, cdc.TriggerRemoved:
+		kind = "added"
+		if get("trigger") == cdc.TriggerRemoved {
+			kind = "removed"
+		}
+		role := get("role")
+		if role == "" {
+			role = "no role"
+		}
+		primary := ""
+		if get("is_primary") == "true" {
+			primary = ", primary"
+		}
+		what = fmt.Sprintf("%s (%s%s)", get("reason"), role, primary)
+	default:
+		kind = "updated"
+		what = fmt.Sprintf("%s: %s → %s", get("field"), get("old_value"), get("new_value"))
+	}
+	if name.Name != "" {
+		what += "  [" + name.Name + "]"
+	}
+	return feedLine{at: at, text: fmt.Sprintf("%-12s  %-9s  %-18s  %-18s  %s", clock, kind, get("person_id"), opp, what)}
+}

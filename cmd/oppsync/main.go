@@ -1,0 +1,84 @@
+// Command oppsync turns Salesforce Change Data Capture events for
+// Opportunity and OpportunityContactRole into person-level triggers in Redis
+// streams (see README.md and CONTRACT.md).
+//
+//	oppsync run [--config FILE] [--<key>=<value> ...]
+//	oppsync demo [--duration D] [--brokers B] [--redis A] [--rate N]
+//	oppsync produce --brokers B [--count N] [--rate N] [--framing pubsub|confluent] ...
+//	oppsync config [--config FILE]   print the effective configuration, secrets masked
+//	oppsync version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// Set by the build (-ldflags "-X main.version=... -X main.commit=...").
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// usageError is a bad command line or configuration: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+const usage = `usage: oppsync <command> [flags]
+
+commands:
+  run       consume, apply, emit, serve HTTP (flags: --config FILE, --<config.key>=VALUE)
+  demo      the service on embedded defaults with generated Salesforce traffic
+  produce   publish synthetic Salesforce CDC events to a Kafka cluster
+  config    print the effective configuration with secrets masked
+  version   print version, commit and Go version
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(ctx, args[1:], stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "produce":
+		err = cmdProduce(ctx, args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "oppsync %s (commit %s, %s)\n", version, commit, runtime.Version())
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usagef("unknown command %q (want run, demo, produce, config or version)", args[0])
+	}
+	if err == nil {
+		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "oppsync: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "oppsync: %v\n", err)
+	return 1
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/oppsync/oppsync/pkg/config"
+	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/pipeline"
+	"github.com/oppsync/oppsync/pkg/source"
+	"github.com/oppsync/oppsync/pkg/state"
+)
+
+// service is the oppsync process: consumer, pipeline, state, HTTP.
+type service struct {
+	cfg   *config.Config
+	log   zerolog.Logger
+	reg   *prometheus.Registry
+	rdb   redis.UniversalClient
+	store *state.Store
+	dec   *decode.Decoder
+	pipe  *pipeline.Pipeline
+	src   *source.Source
+}
+
+type serviceOptions struct {
+	// schemas are extra schema sources (the demo's embedded schemas).
+	schemas []decode.SchemaSource
+	// observer sees every durable batch (the demo's feed).
+	observer pipeline.Observer
+}
+
+func newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*service, error) {
+	s := &service{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	s.rdb = rdb
+	s.store, err = state.New(state.Config{
+		Org:               cfg.OrgID,
+		StreamMaxLen:      cfg.Streams.MaxLen,
+		Currency:          cfg.Currency.Default,
+		Rates:             cfg.Currency.Rates,
+		IgnoreFields:      cfg.Triggers.IgnoreFields,
+		PendingTimeout:    cfg.Triggers.PendingRoleTimeout,
+		ActivityRetention: cfg.Activity.Retention,
+	}, rdb)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	s.dec, err = decode.New(decode.Config{
+		SchemaHeader:     cfg.Kafka.SchemaHeader,
+		SchemaDir:        cfg.Schemas.Dir,
+		RegistryURL:      cfg.SchemaRegistry.URL,
+		RegistryUsername: cfg.SchemaRegistry.Username,
+		RegistryPassword: cfg.SchemaRegistry.Password,
+		RegistryTimeout:  cfg.SchemaRegistry.Timeout,
+		HiddenFields:     cfg.Access.HiddenFields,
+	}, opts.schemas...)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	s.pipe = pipeline.New(pipeline.Config{}, s.dec, s.store, s.reg, log)
+	if opts.observer != nil {
+		s.pipe.SetObserver(opts.observer)
+	}
+	s.src, err = source.New(sourceConfig(cfg), s.pipe, s.store, s.reg, log)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	s.registerGauges()
+	return s, nil
+}
+
+func sourceConfig(cfg *config.Config) source.Config {
+	sc := source.DefaultConfig()
+	sc.Brokers = cfg.Kafka.Brokers
+	sc.Topics = cfg.Kafka.Topics
+	sc.GroupID = cfg.Kafka.GroupID
+	sc.StartOffset = cfg.Kafka.StartOffset
+	if cfg.Kafka.MaxBatch > 0 {
+		sc.MaxBatch = cfg.Kafka.MaxBatch
+	}
+	t := cfg.Kafka.TLS
+	sc.TLS = source.TLSConfig{Enabled: t.Enabled, CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName}
+	sc.SASL = source.SASLConfig{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: cfg.Kafka.SASL.Password}
+	if cfg.ShutdownTimeout > 0 && sc.DrainTimeout > cfg.ShutdownTimeout {
+		sc.DrainTimeout = cfg.ShutdownTimeout
+	}
+	return sc
+}
+
+func newRedis(c config.Redis) (redis.UniversalClient, error) {
+	var tlsCfg *tls.Config
+	if c.TLS.Enabled {
+		tlsCfg = &tls.Config{InsecureSkipVerify: c.TLS.InsecureSkipVerify, ServerName: c.TLS.ServerName, MinVersion: tls.VersionTLS12}
+		if c.TLS.CAFile != "" {
+			pem, err := os.ReadFile(c.TLS.CAFile)
+			if err != nil {
+				return nil, &usageError{fmt.Sprintf("config: redis.tls.ca_file: %v", err)}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, &usageError{"config: redis.tls.ca_file: no PEM certificates in " + c.TLS.CAFile}
+			}
+			tlsCfg.RootCAs = pool
+		}
+		if c.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+			if err != nil {
+				return nil, &usageError{fmt.Sprintf("config: redis.tls.cert_file: %v", err)}
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:        c.Addrs,
+		Username:     c.Username,
+		Password:     c.Password,
+		DB:           c.DB,
+		PoolSize:     c.PoolSize,
+		DialTimeout:  c.DialTimeout,
+		ReadTimeout:  c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout,
+		TLSConfig:    tlsCfg,
+	}
+	if len(c.Addrs) > 1 {
+		return redis.NewClusterClient(opts.Cluster()), nil
+	}
+	return redis.NewClient(opts.Simple()), nil
+}
+
+// registerGauges exposes the gauges read from the decoder and Redis.
+func (s *service) registerGauges() {
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oppsync_schemas_cached", Help: "Writer schemas compiled and cached.",
+	}, func() float64 { return float64(s.dec.SchemasCached()) }))
+	stats := newStatsCache(s.store)
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oppsync_pending_roles", Help: "Contact roles waiting for their unknown opportunity.",
+	}, func() float64 { return float64(stats.get().PendingRoles) }))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oppsync_stale_records", Help: "Records marked stale by gap events, awaiting a resync.",
+	}, func() float64 { return float64(stats.get().StaleRecords) }))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oppsync_ready", Help: "1 when the instance is ready (Kafka and Redis reachable, consuming).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if s.ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
+}
+
+// ready is the /readyz check: Redis answers, the consumer has joined and
+// is consuming, and the pipeline is not stuck on transient failures.
+func (s *service) ready(ctx context.Context) error {
+	var errs []string
+	if err := s.store.Ping(ctx); err != nil {
+		errs = append(errs, "redis: "+err.Error())
+	}
+	if err := s.src.Ready(); err != nil {
+		errs = append(errs, "kafka: "+err.Error())
+	}
+	if err := s.pipe.Ready(); err != nil {
+		errs = append(errs, "pipeline: "+err.Error())
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// run runs the service until ctx ends, then stops it in order: stop
+// fetching, finish in-flight batches, commit, stop HTTP, close clients, all
+// within shutdown_timeout.
+func (s *service) run(ctx context.Context) error {
+	defer s.rdb.Close()
+	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.store.Init(initCtx)
+	cancel()
+	for err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("redis not ready yet; retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = s.store.Init(initCtx)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+
+	httpSrv, err := newHTTP(s)
+	if err != nil {
+		return err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Run(httpCtx) }()
+
+	bgCtx, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go func() {
+		_ = s.store.RunReleaser(bgCtx, 500*time.Millisecond, nil, func(err error) {
+			s.log.Warn().Err(err).Msg("releasing pending contact roles")
+		})
+	}()
+
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- s.src.Run(ctx) }()
+	s.log.Info().Str("org_id", s.cfg.OrgID).Strs("topics", s.cfg.Kafka.Topics).Str("group_id", s.cfg.Kafka.GroupID).
+		Str("http", s.cfg.HTTP.Addr).Msg("oppsync running")
+
+	var runErr error
+	select {
+	case runErr = <-srcDone:
+		if ctx.Err() == nil && runErr == nil {
+			runErr = errors.New("consumer stopped unexpectedly")
+		}
+	case runErr = <-httpDone:
+		if runErr == nil {
+			runErr = errors.New("http server stopped unexpectedly")
+		}
+		return runErr
+	case <-ctx.Done():
+		s.log.Info().Dur("timeout", s.cfg.ShutdownTimeout).Msg("shutting down: draining in-flight batches")
+		timeout := s.cfg.ShutdownTimeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		select {
+		case runErr = <-srcDone:
+		case <-time.After(timeout):
+			return fmt.Errorf("shutdown timed out after %s", timeout)
+		}
+	}
+	stopBG()
+	stopHTTP()
+	<-httpDone
+	if runErr != nil {
+		return runErr
+	}
+	s.log.Info().Msg("stopped cleanly")
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, _, err := parseConfigArgs(args, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	svc, err := newService(cfg, log, serviceOptions{})
+	if err != nil {
+		return err
+	}
+	return svc.run(ctx)
+}
+
+func cmdConfig(args []string, stdout io.Writer) error {
+	cfg, _, err := parseConfigArgs(args, nil)
+	if err != nil {
+		return err
+	}
+	b, err := cfg.Redacted().YAML()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b)
+	return err
+}

@@ -1,0 +1,85 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// controlTimeout bounds one stop or start of a service: a cold Kafka start
+// on a loaded two-core machine can take a minute.
+const controlTimeout = 4 * time.Minute
+
+// StopKafka stops the test broker through test/kafka.sh; StartKafka brings it
+// back on the same port with the same data. They are for fault tests: a
+// broker stop breaks every other test using it at that time, so such tests
+// carry the `faults` build tag and `make test-faults` runs packages one at a
+// time (-p 1). A test that stops the broker must start it again (use
+// t.Cleanup(func() { StartKafka(t) }) right after stopping).
+func StopKafka(t testing.TB) { t.Helper(); control(t, "kafka", "stop") }
+
+// StartKafka starts the test broker again; see StopKafka. It returns once the
+// broker answers metadata requests.
+func StartKafka(t testing.TB) { t.Helper(); control(t, "kafka", "start") }
+
+// StopRedis stops the test Redis through test/redis.sh; StartRedis brings it
+// back on the same port, reloading its append-only file. Same rules as
+// StopKafka.
+func StopRedis(t testing.TB) { t.Helper(); control(t, "redis", "stop") }
+
+// StartRedis starts the test Redis again; see StopRedis. It returns once
+// Redis answers PING.
+func StartRedis(t testing.TB) { t.Helper(); control(t, "redis", "start") }
+
+func control(t testing.TB, service, action string) {
+	t.Helper()
+	// The scripts control the services that `make test` started; refuse to
+	// act when the tests were pointed elsewhere.
+	switch service {
+	case "kafka":
+		KafkaBrokers(t)
+	case "redis":
+		RedisAddr(t)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatalf("%s %s: %v", action, service, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "test", service+".sh"), action)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("test/%s.sh %s: %v\n%s", service, action, err, out)
+	}
+	t.Logf("test/%s.sh %s: %s", service, action, out)
+}
+
+// repoRoot finds the module root (go.mod beside test/kafka.sh) above the
+// working directory, which `go test` sets to the package's folder.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the repository root: %w", err)
+	}
+	for {
+		if fileExists(filepath.Join(dir, "go.mod")) && fileExists(filepath.Join(dir, "test", "kafka.sh")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod with test/kafka.sh above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
