@@ -39,6 +39,7 @@ commands:
   run       consume, apply, emit, serve HTTP (flags: --config FILE, --<config.key>=VALUE)
   demo      the service on embedded defaults with generated Salesforce traffic
   produce   publish synthetic Salesforce CDC events to a Kafka cluster
+  bench     drive generated events through the pipeline against real Kafka and Redis
   config    print the effective configuration with secrets masked
   version   print version, commit and Go version
 `
@@ -62,6 +63,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "produce":
 		err = cmdProduce(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout)
 	case "version", "--version", "-v":

@@ -67,6 +67,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cdc.ReasonNotAChangeEvent, cdc.ReasonBadBitmap, cdc.ReasonTooLarge, cdc.ReasonRegistry} {
 		m.decodeErrors.WithLabelValues(r)
 	}
+	for _, r := range []string{"other_entity", "snapshot", "already_applied", "unknown_contact_role"} {
+		m.skipped.WithLabelValues(r)
+	}
 	for _, tr := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
 		m.triggers.WithLabelValues(tr)
 	}

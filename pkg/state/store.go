@@ -139,6 +139,10 @@ type RewindError struct {
 	Offset    int64
 }
 
+// RewindOffset is where consumption resumes; negative means the earliest
+// offset. It makes RewindError a source.Rewinder.
+func (e *RewindError) RewindOffset() int64 { return e.Offset }
+
 func (e *RewindError) Error() string {
 	return fmt.Sprintf("stored position of %s/%d moved back to %d: resuming from there", e.Topic, e.Partition, e.Offset)
 }

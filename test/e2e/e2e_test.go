@@ -345,3 +345,49 @@ func (e *env) metric(p *proc, series string) float64 {
 	}
 	return 0
 }
+
+// Redis loses its newest writes (a failover to a lagging replica): state,
+// triggers and positions roll back together, the running consumer notices
+// the stored position moved back, re-reads from there, and in the end every
+// expected entry is present exactly once.
+func TestRedisRollbackReplays(t *testing.T) {
+	e := newEnv(t, 1)
+	chs, want := e.generated(1200, 21, 80)
+	msgs := e.encode(e.encoder(), chs...)
+	w := e.writer()
+	e.publish(w, msgs[:600]...)
+	p := e.start()
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) { return e.consumedAll(600), "first half not applied yet" })
+
+	// The replica's view: everything of the org as it is now.
+	ctx := context.Background()
+	keys, err := e.rdb.Keys(ctx, "oppsync:{"+e.org+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		dumps[k] = e.rdb.Dump(ctx, k).Val()
+	}
+	e.publish(w, msgs[600:900]...)
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) { return e.consumedAll(900), "second part not applied yet" })
+
+	// Fail over to the replica: the newest writes are gone.
+	after, _ := e.rdb.Keys(ctx, "oppsync:{"+e.org+"}:*").Result()
+	pipe := e.rdb.TxPipeline()
+	pipe.Del(ctx, after...)
+	for k, d := range dumps {
+		pipe.RestoreReplace(ctx, k, 0, d)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(w, msgs[900:]...)
+	e.waitTriggers(len(want), 3*time.Minute)
+	testenv.Eventually(t, time.Minute, func() (bool, string) { return e.consumedAll(len(msgs)), "not at the end yet" })
+	compare(t, e.triggers(), want)
+	if !strings.Contains(p.log(), "rewind") {
+		t.Errorf("the consumer never rewound; log:\n%s", tail(p.log(), 30))
+	}
+	p.stop(30 * time.Second)
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/config"
+	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/source"
+	"github.com/oppsync/oppsync/pkg/synth"
+)
+
+// cmdBench drives generated events through the running pipeline with a
+// real Kafka and Redis and reports throughput and the lag from Kafka append
+// to trigger stream entry.
+//
+// Throughput mode (--rate 0): publish N events first, then start the service
+// and time how long it takes to apply them all. Latency mode (--rate R):
+// start the service, publish at R events/s, and measure each trigger entry's
+// lag: the entry's Redis id time minus the message's broker append time (the
+// topic uses LogAppendTime), both on this machine's clock.
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", "localhost:9092", "Kafka brokers")
+	redisAddr := fs.String("redis", "localhost:6379", "Redis address")
+	events := fs.Int("events", 100000, "events to drive through the pipeline")
+	rate := fs.Float64("rate", 0, "publish rate in events/s (0: publish everything first and measure throughput)")
+	partitions := fs.Int("partitions", 4, "partitions of the benchmark topic")
+	opps := fs.Int("opportunities", 0, "opportunities in the synthetic org (default events/10)")
+	instances := fs.Int("instances", 1, "service instances in one consumer group (in this process)")
+	if err := fs.Parse(args); err != nil {
+		return usagef("bench: %v", err)
+	}
+	if *opps == 0 {
+		*opps = max(*events/10, 50)
+	}
+	run := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	topic := run
+	if err := createTopic(ctx, splitComma(*brokers), topic, *partitions); err != nil {
+		return err
+	}
+
+	cfg := config.Default()
+	cfg.OrgID = run
+	cfg.Kafka.Brokers = splitComma(*brokers)
+	cfg.Kafka.Topics = []string{topic}
+	cfg.Kafka.GroupID = run
+	cfg.Redis.Addrs = []string{*redisAddr}
+	cfg.Log.Level = "warn"
+	cfg.Log.Format = "console"
+	cfg.ShutdownTimeout = 30 * time.Second
+
+	o := produceOptions{brokers: cfg.Kafka.Brokers, count: *events, rate: *rate, opportunities: *opps, org: run, seed: 1, topic: topic}
+	enc, err := newEncoder(o)
+	if err != nil {
+		return err
+	}
+	w, err := source.NewWriter(sourceConfig(cfg))
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	gen := synth.NewGenerator(synth.GenConfig{Org: run, Seed: 1, Opportunities: *opps, Start: time.Now(),
+		Step: time.Duration(float64(time.Second) / max(*rate, 1000))})
+
+	startServices := func() (func() error, error) {
+		var stops []func() error
+		for i := 0; i < *instances; i++ {
+			c := *cfg
+			c.HTTP.Addr = "127.0.0.1:0"
+			svc, err := newService(&c, newLogger(c.Log, stderr), serviceOptions{schemas: []decode.SchemaSource{decode.NewMapSource(enc.Schemas())}})
+			if err != nil {
+				return nil, err
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- svc.run(sctx) }()
+			stops = append(stops, func() error { cancel(); return <-done })
+		}
+		return func() error {
+			var errs []error
+			for _, s := range stops {
+				errs = append(errs, s())
+			}
+			return errors.Join(errs...)
+		}, nil
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
+	defer rdb.Close()
+	prefix := "oppsync:{" + run + "}:"
+	consumed := func() int64 {
+		pos, _ := rdb.HGetAll(ctx, prefix+"positions").Result()
+		var n int64
+		for _, v := range pos {
+			k, _ := strconv.ParseInt(v, 10, 64)
+			n += k
+		}
+		return n
+	}
+	entries := func() int64 {
+		var n int64
+		for _, k := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
+			n += rdb.XLen(ctx, prefix+"triggers:"+k).Val()
+		}
+		return n
+	}
+	waitAll := func(timeout time.Duration) (time.Time, time.Time, error) {
+		var first time.Time
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			n := consumed()
+			if n > 0 && first.IsZero() {
+				first = time.Now()
+			}
+			if n >= int64(*events) {
+				return first, time.Now(), nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return first, time.Now(), fmt.Errorf("only %d of %d events applied within %s", consumed(), *events, timeout)
+	}
+
+	fmt.Fprintf(stdout, "bench: %d events, %d partitions, %d instance(s), topic %s\n", *events, *partitions, *instances, topic)
+	if *rate == 0 {
+		t0 := time.Now()
+		if _, err := publish(ctx, gen, enc, w, o, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "published %d events in %s (%.0f/s)\n", *events, time.Since(t0).Round(time.Millisecond), float64(*events)/time.Since(t0).Seconds())
+		stop, err := startServices()
+		if err != nil {
+			return err
+		}
+		first, last, werr := waitAll(10 * time.Minute)
+		if err := stop(); err != nil && werr == nil {
+			werr = err
+		}
+		if werr != nil {
+			return werr
+		}
+		d := last.Sub(first)
+		n := entries()
+		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s)\n",
+			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds())
+		return nil
+	}
+
+	stop, err := startServices()
+	if err != nil {
+		return err
+	}
+	// Wait for the group to form before producing, so lag is not join time.
+	time.Sleep(3 * time.Second)
+	t0 := time.Now()
+	if _, err := publish(ctx, gen, enc, w, o, nil); err != nil {
+		_ = stop()
+		return err
+	}
+	_, _, werr := waitAll(5 * time.Minute)
+	if err := stop(); err != nil && werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return werr
+	}
+	fmt.Fprintf(stdout, "published and applied %d events at %.0f/s in %s\n", *events, *rate, time.Since(t0).Round(time.Millisecond))
+	lags, err := entryLags(ctx, rdb, prefix, cfg.Kafka.Brokers, topic, *partitions)
+	if err != nil {
+		return err
+	}
+	if len(lags) == 0 {
+		return errors.New("no trigger entries to measure")
+	}
+	sort.Float64s(lags)
+	q := func(p float64) float64 { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+	fmt.Fprintf(stdout, "lag from Kafka append to stream entry over %d entries: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		len(lags), q(0.50), q(0.99), lags[len(lags)-1])
+	return nil
+}
+
+// entryLags pairs each trigger entry with its source message's broker append
+// time by (transaction key, sequence number).
+func entryLags(ctx context.Context, rdb *redis.Client, prefix string, brokers []string, topic string, partitions int) ([]float64, error) {
+	appended := map[string]time.Time{}
+	dec, err := decode.New(decode.Config{}, decode.NewMapSource(mustEncoderSchemas()))
+	if err != nil {
+		return nil, err
+	}
+	for p := 0; p < partitions; p++ {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 200 * time.Millisecond})
+		last, err := lastOffset(ctx, brokers[0], topic, p)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		for off := int64(0); off < last; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+			msg := cdc.Message{Value: m.Value}
+			for _, h := range m.Headers {
+				msg.Headers = append(msg.Headers, cdc.Header{Key: h.Key, Value: h.Value})
+			}
+			ev, err := dec.Decode(ctx, &msg)
+			if err != nil {
+				continue
+			}
+			appended[ev.Header.TransactionKey+"/"+strconv.FormatInt(ev.Header.SequenceNumber, 10)] = m.Time
+		}
+		r.Close()
+	}
+	var lags []float64
+	for _, k := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
+		msgs, err := rdb.XRange(ctx, prefix+"triggers:"+k, "-", "+").Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			ms, _ := strconv.ParseInt(strings.SplitN(m.ID, "-", 2)[0], 10, 64)
+			key := fmt.Sprint(m.Values["transaction_key"]) + "/" + fmt.Sprint(m.Values["sequence_number"])
+			if at, ok := appended[key]; ok {
+				lags = append(lags, float64(ms-at.UnixMilli()))
+			}
+		}
+	}
+	return lags, nil
+}
+
+func mustEncoderSchemas() map[string]string {
+	enc, err := synth.NewEncoder(synth.EncoderConfig{})
+	if err != nil {
+		panic(err) // the embedded schemas compile; tests cover it
+	}
+	return enc.Schemas()
+}
+
+func lastOffset(ctx context.Context, broker, topic string, partition int) (int64, error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	return conn.ReadLastOffset()
+}
+
+// createTopic creates a topic whose messages carry the broker's append time.
+func createTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("dialing %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return err
+	}
+	cc, err := kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"}}})
+}
