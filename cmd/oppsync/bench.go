@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +43,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	partitions := fs.Int("partitions", 4, "partitions of the benchmark topic")
 	opps := fs.Int("opportunities", 0, "opportunities in the synthetic org (default events/10)")
 	instances := fs.Int("instances", 1, "service instances in one consumer group (in this process)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the apply phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return usagef("bench: %v", err)
 	}
@@ -73,9 +76,24 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer w.Close()
-	gen := synth.NewGenerator(synth.GenConfig{Org: run, Seed: 1, Opportunities: *opps, Start: time.Now(),
+	gen := synth.NewGenerator(synth.GenConfig{Org: run, Seed: 1, Opportunities: *opps, Start: time.Now(), NoOracle: true,
 		Step: time.Duration(float64(time.Second) / max(*rate, 1000))})
 
+	var services []*service
+	counter := func(name string) float64 {
+		var total float64
+		for _, svc := range services {
+			mfs, _ := svc.reg.Gather()
+			for _, mf := range mfs {
+				if mf.GetName() == name {
+					for _, m := range mf.GetMetric() {
+						total += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return total
+	}
 	startServices := func() (func() error, error) {
 		var stops []func() error
 		for i := 0; i < *instances; i++ {
@@ -85,6 +103,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err != nil {
 				return nil, err
 			}
+			services = append(services, svc)
 			sctx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- svc.run(sctx) }()
@@ -141,11 +160,39 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "published %d events in %s (%.0f/s)\n", *events, time.Since(t0).Round(time.Millisecond), float64(*events)/time.Since(t0).Seconds())
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		redisCPU := func() float64 {
+			info := rdb.Info(ctx, "cpu").Val()
+			var total float64
+			for _, line := range strings.Split(info, "\n") {
+				for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+					if strings.HasPrefix(line, k) {
+						v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, k)), 64)
+						total += v
+					}
+				}
+			}
+			return total
+		}
+		cpu0 := redisCPU()
 		stop, err := startServices()
 		if err != nil {
 			return err
 		}
 		first, last, werr := waitAll(10 * time.Minute)
+		defer func() {
+			fmt.Fprintf(stdout, "redis-server CPU during the run: %.1f s\n", redisCPU()-cpu0)
+		}()
 		if err := stop(); err != nil && werr == nil {
 			werr = err
 		}
@@ -154,8 +201,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		d := last.Sub(first)
 		n := entries()
-		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s)\n",
-			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds())
+		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s); %.0f scripts recomputed after conflicts\n",
+			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds(), counter("oppsync_apply_conflicts_total"))
 		return nil
 	}
 

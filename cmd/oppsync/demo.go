@@ -108,7 +108,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go func() {
 		defer wg.Done()
 		// Commit times follow the wall clock, so the end-to-end lag is real.
-		gen := synth.NewGenerator(synth.GenConfig{Org: cfg.OrgID, Seed: o.seed, Opportunities: o.opportunities,
+		gen := synth.NewGenerator(synth.GenConfig{Org: cfg.OrgID, Seed: o.seed, Opportunities: o.opportunities, NoOracle: true,
 			Start: time.Now(), Step: time.Duration(float64(time.Second) / o.rate)})
 		if _, err := publish(runCtx, gen, enc, w, o, nil); err != nil && runCtx.Err() == nil {
 			log.Error().Err(err).Msg("demo producer stopped")

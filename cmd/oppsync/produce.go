@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/source"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
@@ -56,7 +57,8 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	w.AllowAutoTopicCreation = true
 	defer w.Close()
-	gen := synth.NewGenerator(synth.GenConfig{Org: o.org, Seed: o.seed, Opportunities: o.opportunities})
+	gen := synth.NewGenerator(synth.GenConfig{Org: o.org, Seed: o.seed, Opportunities: o.opportunities, NoOracle: true,
+		OpportunitySchema: enc.Schema(cdc.EntityOpportunity), ContactRoleSchema: enc.Schema(cdc.EntityContactRole)})
 	start := time.Now()
 	n, err := publish(ctx, gen, enc, w, o, func(n int) {
 		if n%1000 == 0 {

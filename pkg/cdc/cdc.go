@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -73,7 +74,13 @@ func (v Version) IsZero() bool { return v == Version{} }
 
 // String encodes v as "ts.commit.seq"; ParseVersion reverses it.
 func (v Version) String() string {
-	return fmt.Sprintf("%d.%d.%d", v.CommitTimestamp, v.CommitNumber, v.SequenceNumber)
+	b := make([]byte, 0, 48)
+	b = strconv.AppendInt(b, v.CommitTimestamp, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, v.CommitNumber, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, v.SequenceNumber, 10)
+	return string(b)
 }
 
 // ParseVersion parses the String form. The empty string is the zero version.
@@ -82,8 +89,14 @@ func ParseVersion(s string) (Version, error) {
 	if s == "" {
 		return v, nil
 	}
-	if _, err := fmt.Sscanf(s, "%d.%d.%d", &v.CommitTimestamp, &v.CommitNumber, &v.SequenceNumber); err != nil {
-		return Version{}, fmt.Errorf("parsing version %q: %w", s, err)
+	a, rest, ok1 := strings.Cut(s, ".")
+	b, c, ok2 := strings.Cut(rest, ".")
+	var err1, err2, err3 error
+	v.CommitTimestamp, err1 = strconv.ParseInt(a, 10, 64)
+	v.CommitNumber, err2 = strconv.ParseInt(b, 10, 64)
+	v.SequenceNumber, err3 = strconv.ParseInt(c, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
+		return Version{}, fmt.Errorf("parsing version %q: want <commitTimestamp>.<commitNumber>.<sequenceNumber>", s)
 	}
 	return v, nil
 }

@@ -90,8 +90,7 @@ func (v Value) JSON() string {
 		}
 		return "false"
 	default:
-		b, _ := json.Marshal(v.Str)
-		return string(b)
+		return string(AppendJSONString(make([]byte, 0, len(v.Str)+2), v.Str))
 	}
 }
 

@@ -11,9 +11,11 @@ import (
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
-// plannedTx is a script call with what it counts when it succeeds.
+// plannedTx is a script call and the opportunity group it writes ("" for
+// dead letters, resync notices and position-only calls).
 type plannedTx struct {
-	tx *tx
+	tx    *tx
+	group string
 }
 
 // build turns a batch into script calls chained by the partition position:
@@ -25,34 +27,40 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 	var counts []BatchResult
 	cur := stored // the position the next script expects
 	now := s.cfg.Now()
-	emit := func(t *tx, next string, c BatchResult) {
-		t.guardPosition(field, cur, next)
-		cur = next
-		txs = append(txs, plannedTx{t})
+	emit := func(t *tx, group, next string, c BatchResult) {
+		if field != "" {
+			t.guardPosition(field, cur, next)
+			cur = next
+		}
+		txs = append(txs, plannedTx{tx: t, group: group})
 		counts = append(counts, c)
 	}
 	pending := "" // position of trailing messages that wrote nothing
 	for _, it := range items {
-		next := strconv.FormatInt(it.Msg.Offset+1, 10)
+		next := ""
+		if it.Msg != nil {
+			next = strconv.FormatInt(it.Msg.Offset+1, 10)
+		}
 		switch {
 		case it.DeadLetter != nil:
 			t := newUnguardedTx(s.k.positions())
 			s.deadLetter(t, it)
-			emit(t, next, BatchResult{DeadLetters: map[string]int{it.DeadLetter.Stage: 1}})
+			emit(t, "", next, BatchResult{DeadLetters: map[string]int{it.DeadLetter.Stage: 1}})
 			pending = ""
 			continue
 		case it.Event != nil && it.Event.ChangeType == cdc.GapOverflow && knownEntity(it.Event.Entity):
 			t := newUnguardedTx(s.k.positions())
 			s.resync(t, it.Event)
-			emit(t, next, BatchResult{Resync: map[string]int{it.Event.Entity: 1}})
+			emit(t, "", next, BatchResult{Resync: map[string]int{it.Event.Entity: 1}})
 			pending = ""
 			continue
-		case !applicable(it.Event):
+		case !applicable(it.Event) && !(p.snapshots && it.Event != nil && it.Event.ChangeType == cdc.Snapshot && knownEntity(it.Event.Entity)):
 			pending = next
 			continue
 		}
 		ev := it.Event
 		var recTxs []*tx
+		var recGroups []string
 		var recCounts []BatchResult
 		resynced := false
 		for _, id := range ev.RecordIDs {
@@ -62,6 +70,7 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 					t := newUnguardedTx(s.k.positions())
 					s.resync(t, ev)
 					recTxs = append(recTxs, t)
+					recGroups = append(recGroups, "")
 					recCounts = append(recCounts, BatchResult{Resync: map[string]int{ev.Entity: 1}})
 					resynced = true
 				}
@@ -88,6 +97,9 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 				c.Resync = map[string]int{ev.Entity: 1}
 				resynced = true
 			}
+			if p.quiet {
+				res.Triggers = nil
+			}
 			if len(res.Triggers) > 0 {
 				c.Triggers = map[string]int{}
 				for _, tr := range res.Triggers {
@@ -95,6 +107,7 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 				}
 			}
 			recTxs = append(recTxs, t)
+			recGroups = append(recGroups, oppID)
 			recCounts = append(recCounts, c)
 		}
 		if len(recTxs) == 0 {
@@ -106,12 +119,12 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			if i == len(recTxs)-1 {
 				n = next
 			}
-			emit(t, n, recCounts[i])
+			emit(t, recGroups[i], n, recCounts[i])
 		}
 		pending = ""
 	}
-	if pending != "" {
-		emit(newUnguardedTx(s.k.positions()), pending, BatchResult{})
+	if pending != "" && field != "" {
+		emit(newUnguardedTx(s.k.positions()), "", pending, BatchResult{})
 	}
 	return txs, counts
 }
@@ -328,50 +341,110 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 	}
 	snapshot := "null"
 	if g.Opp.Known {
-		b, _ := json.Marshal(s.Snapshot(&g.Opp))
-		snapshot = string(b)
+		snapshot = snapshotJSON(s.Snapshot(&g.Opp))
 	}
 	cutoff := now.Add(-s.cfg.ActivityRetention).UnixMilli()
 	pruned := map[string]bool{}
+	commons := map[string]string{} // source+snapshot → common set id
 	for _, tr := range trs {
 		snap := snapshot
 		if tr.NoSnapshot {
 			snap = "null"
 		}
+		src := tr.Source
+		ckey := src.Entity + "|" + src.RecordID + "|" + src.Version.String() + "|" + strconv.FormatBool(tr.NoSnapshot)
+		cid, ok := commons[ckey]
+		if !ok {
+			cid = strconv.Itoa(len(commons))
+			commons[ckey] = cid
+			t.common(cid,
+				"org_id", s.cfg.Org,
+				"opportunity_id", tr.OpportunityID,
+				"occurred_at", cdc.FormatMillis(src.Version.CommitTimestamp),
+				"transaction_key", src.Header.TransactionKey,
+				"sequence_number", src.Header.SequenceNumber,
+				"commit_user", src.Header.CommitUser,
+				"change_origin", src.Header.ChangeOrigin,
+				"currency", s.cfg.Currency,
+				"opportunity", snap)
+		}
 		fields := []any{"MAXLEN", "~", s.cfg.StreamMaxLen, "*",
 			"trigger", tr.Kind,
 			"event_id", tr.EventID,
-			"org_id", s.cfg.Org,
 			"person_id", tr.PersonID,
-			"opportunity_id", tr.OpportunityID,
-			"occurred_at", cdc.FormatMillis(tr.Source.Version.CommitTimestamp),
-			"transaction_key", tr.Source.Header.TransactionKey,
-			"sequence_number", tr.Source.Header.SequenceNumber,
-			"commit_user", tr.Source.Header.CommitUser,
-			"change_origin", tr.Source.Header.ChangeOrigin,
-			"currency", s.cfg.Currency,
-			"opportunity", snap,
 		}
-		act := activity{EventID: tr.EventID, Kind: tr.Kind, Opp: tr.OpportunityID, At: tr.Source.Version.CommitTimestamp}
 		if tr.Kind == cdc.TriggerUpdated {
-			roles, _ := json.Marshal(tr.Roles)
-			fields = append(fields, "field", tr.Field, "old_value", tr.Old.JSON(), "new_value", tr.New.JSON(), "roles", string(roles))
-			act.Field, act.Old, act.New = tr.Field, json.RawMessage(tr.Old.JSON()), json.RawMessage(tr.New.JSON())
+			fields = append(fields, "field", tr.Field, "old_value", tr.Old.JSON(), "new_value", tr.New.JSON(), "roles", rolesJSON(tr.Roles))
 		} else {
 			fields = append(fields, "contact_role_id", tr.ContactRoleID, "role", tr.Role,
 				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
-			act.RoleID, act.Role, act.IsPrimary, act.Reason = tr.ContactRoleID, tr.Role, tr.IsPrimary, tr.Reason
 		}
-		t.op("XADD", s.k.trigger(tr.Kind), fields...)
-		b, _ := json.Marshal(act)
+		t.trigger(s.k.trigger(tr.Kind), cid, fields...)
 		ak := s.k.activity(tr.PersonID)
-		t.op("ZADD", ak, act.At, string(b))
+		at := src.Version.CommitTimestamp
+		t.op("ZADD", ak, at, activityJSON(tr, at))
 		if !pruned[tr.PersonID] {
 			pruned[tr.PersonID] = true
 			t.op("ZREMRANGEBYSCORE", ak, "-inf", "("+strconv.FormatInt(cutoff, 10))
-			t.op("ZADD", s.k.people(), "GT", act.At, tr.PersonID)
+			t.op("ZADD", s.k.people(), "GT", at, tr.PersonID)
 		}
 	}
+}
+
+// rolesJSON renders the roles of an updated entry.
+func rolesJSON(roles []triggers.RoleRef) string {
+	b := make([]byte, 0, 96*len(roles)+2)
+	b = append(b, '[')
+	for i, r := range roles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"contact_role_id":`...)
+		b = cdc.AppendJSONString(b, r.ContactRoleID)
+		b = append(b, `,"role":`...)
+		b = cdc.AppendJSONString(b, r.Role)
+		b = append(b, `,"is_primary":`...)
+		b = strconv.AppendBool(b, r.IsPrimary)
+		b = append(b, '}')
+	}
+	return string(append(b, ']'))
+}
+
+// activityJSON renders the activity entry of a trigger (the JSON form of
+// the activity type, written by hand on the hot path).
+func activityJSON(tr triggers.Trigger, at int64) string {
+	b := make([]byte, 0, 192)
+	b = append(b, `{"id":`...)
+	b = cdc.AppendJSONString(b, tr.EventID)
+	b = append(b, `,"k":`...)
+	b = cdc.AppendJSONString(b, tr.Kind)
+	b = append(b, `,"o":`...)
+	b = cdc.AppendJSONString(b, tr.OpportunityID)
+	str := func(key, v string) {
+		if v != "" {
+			b = append(b, ',', '"')
+			b = append(b, key...)
+			b = append(b, '"', ':')
+			b = cdc.AppendJSONString(b, v)
+		}
+	}
+	if tr.Kind == cdc.TriggerUpdated {
+		str("f", tr.Field)
+		b = append(b, `,"ov":`...)
+		b = tr.Old.AppendJSON(b)
+		b = append(b, `,"nv":`...)
+		b = tr.New.AppendJSON(b)
+	} else {
+		str("cr", tr.ContactRoleID)
+		str("r", tr.Role)
+		if tr.IsPrimary {
+			b = append(b, `,"p":true`...)
+		}
+		str("why", tr.Reason)
+	}
+	b = append(b, `,"t":`...)
+	b = strconv.AppendInt(b, at, 10)
+	return string(append(b, '}'))
 }
 
 // resync appends a resync notice for a gap event.
@@ -404,4 +477,27 @@ func (s *Store) deadLetter(t *tx, it Item) {
 		"reason", it.DeadLetter.Reason,
 		"error", it.DeadLetter.Error,
 		"at", s.cfg.Now().UTC().Format(time.RFC3339))
+}
+
+// snapshotJSON renders a snapshot as a JSON object with sorted keys, as
+// encoding/json would, without reflection.
+func snapshotJSON(m map[string]cdc.Value) string {
+	names := make([]string, 0, len(m))
+	size := 2
+	for k, v := range m {
+		names = append(names, k)
+		size += len(k) + len(v.Str) + 24
+	}
+	sort.Strings(names)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = cdc.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = m[k].AppendJSON(b)
+	}
+	return string(append(b, '}'))
 }

@@ -38,8 +38,8 @@ func encodeValue(v cdc.Value) string {
 }
 
 func decodeValue(s string) (cdc.Value, error) {
-	if s == "" {
-		return cdc.Null, fmt.Errorf("empty stored value")
+	if len(s) < 2 {
+		return cdc.Null, fmt.Errorf("stored value %q is too short", s)
 	}
 	kind, ok := codeKinds[s[0]]
 	if !ok {

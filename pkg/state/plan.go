@@ -27,6 +27,9 @@ type plan struct {
 	roleOpp    map[string]string
 	duplicates int
 	unresolved int
+	// quiet drops trigger entries (imports of history); snapshots lets
+	// SNAPSHOT events (resyncs) through.
+	quiet, snapshots bool
 }
 
 // recordOpp returns the opportunity group a record of ev belongs to.
@@ -55,12 +58,18 @@ func wildcard(id string) bool {
 	return strings.Contains(id, "*") || id == cdc.OverflowRecordID
 }
 
-func (s *Store) plan(ctx context.Context, items []Item) (*plan, error) {
+func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*plan, error) {
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
+	for _, o := range opts {
+		p.quiet, p.snapshots = o.Quiet, true
+	}
+	ok := func(ev *cdc.Event) bool {
+		return applicable(ev) || p.snapshots && ev != nil && ev.ChangeType == cdc.Snapshot && knownEntity(ev.Entity)
+	}
 	var lookups []string
 	taught := map[string]bool{}
 	for _, it := range items {
-		if it.DeadLetter != nil || !applicable(it.Event) || it.Event.Entity != cdc.EntityContactRole {
+		if it.DeadLetter != nil || !ok(it.Event) || it.Event.Entity != cdc.EntityContactRole {
 			continue
 		}
 		opp := ""
@@ -96,27 +105,33 @@ func (s *Store) plan(ctx context.Context, items []Item) (*plan, error) {
 	}
 	want := map[string]bool{}
 	for _, it := range items {
-		if it.DeadLetter != nil || !applicable(it.Event) {
+		if it.DeadLetter != nil || !ok(it.Event) {
 			continue
 		}
 		for _, id := range it.Event.RecordIDs {
 			if wildcard(id) {
 				continue
 			}
-			if opp, ok := p.recordOpp(it.Event, id); ok {
+			if opp, found := p.recordOpp(it.Event, id); found {
 				want[opp] = true
 			}
 		}
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
+		if l, ok := s.cache.get(id); ok {
+			p.groups[id] = l
+			continue
+		}
 		ids = append(ids, id)
 	}
 	groups, err := s.loadGroups(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	p.groups = groups
+	for id, l := range groups {
+		p.groups[id] = l
+	}
 	return p, nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,37 +36,43 @@ func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, e
 	ids := v.universe()
 	start := 0
 	if after != "" {
-		start = sort.SearchStrings(ids, after)
-		if start < len(ids) && ids[start] == after {
-			start++
-		}
+		start = sort.Search(len(ids), func(i int) bool { return ids[i].id > after })
 	}
 	cutoff := v.s.cfg.Now().Add(-v.s.cfg.ActivityRetention).UnixMilli()
 	since, until, needActivity := q.ActivityWindow()
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	bufs := make([]evalBuf, workers)
+	found := make([][]string, workers)
+	errs := make([]error, workers)
+	ev := evaluation{v: v, q: q, cutoff: cutoff, since: since, until: until, activity: needActivity, lookup: v.lookup}
 	out := make([]string, 0, min(limit+1, 1024))
-	batch := make([]filters.Person, 0, queryChunk)
-	for i := start; i < len(ids) && len(out) <= limit; i += queryChunk {
+	// Each step evaluates up to workers chunks in parallel; the results are
+	// taken in id order, so a page stops exactly after limit+1 matches.
+	for i := start; i < len(ids) && len(out) <= limit; i += queryChunk * workers {
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		chunk := ids[i:min(i+queryChunk, len(ids))]
-		batch = batch[:0]
-		v.mu.RLock()
-		for _, p := range chunk {
-			if v.people[p] < cutoff {
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			lo := i + w*queryChunk
+			found[w], errs[w] = found[w][:0], nil
+			if lo >= len(ids) {
 				continue
 			}
-			batch = append(batch, filters.Person{ID: p, Opportunities: v.persons[p], Lookup: v.lookup})
+			hi := min(lo+queryChunk, len(ids))
+			wg.Add(1)
+			go func(w int, chunk []*personEntry) {
+				defer wg.Done()
+				found[w], errs[w] = ev.chunk(ctx, chunk, &bufs[w], found[w])
+			}(w, ids[lo:hi])
 		}
-		v.mu.RUnlock()
-		if needActivity {
-			if err := v.s.readActivity(ctx, batch, since, until); err != nil {
-				return nil, "", err
+		wg.Wait()
+		for w := 0; w < workers && len(out) <= limit; w++ {
+			if errs[w] != nil {
+				return nil, "", errs[w]
 			}
-		}
-		for j := range batch {
-			if q.Match(&batch[j]) {
-				out = append(out, batch[j].ID)
+			for _, id := range found[w] {
+				out = append(out, id)
 				if len(out) > limit {
 					break
 				}
@@ -216,4 +224,51 @@ func (v *View) PersonOpportunities(ctx context.Context, personID string) ([]*fil
 		out = append(out, o)
 	}
 	return out, true, nil
+}
+
+// evaluation is one query's fixed inputs.
+type evaluation struct {
+	v            *View
+	q            *filters.Query
+	cutoff       int64
+	since, until int64
+	activity     bool
+	lookup       func(string) (*filters.Opportunity, bool)
+}
+
+// evalBuf is one worker's reusable memory.
+type evalBuf struct {
+	batch  []filters.Person
+	totals []filters.Totals
+}
+
+// chunk evaluates the query for one chunk of people and appends the ids
+// that match to out.
+func (e *evaluation) chunk(ctx context.Context, chunk []*personEntry, b *evalBuf, out []string) ([]string, error) {
+	if b.totals == nil {
+		b.totals = make([]filters.Totals, queryChunk)
+		b.batch = make([]filters.Person, 0, queryChunk)
+	}
+	b.batch = b.batch[:0]
+	e.v.mu.RLock()
+	for _, p := range chunk {
+		if p.last < e.cutoff {
+			continue
+		}
+		n := len(b.batch)
+		b.totals[n] = p.totals
+		b.batch = append(b.batch, filters.Person{ID: p.id, Opportunities: p.opps, Lookup: e.lookup, Totals: &b.totals[n]})
+	}
+	e.v.mu.RUnlock()
+	if e.activity {
+		if err := e.v.s.readActivity(ctx, b.batch, e.since, e.until); err != nil {
+			return out, err
+		}
+	}
+	for j := range b.batch {
+		if e.q.Match(&b.batch[j]) {
+			out = append(out, b.batch[j].ID)
+		}
+	}
+	return out, nil
 }

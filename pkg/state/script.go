@@ -17,6 +17,9 @@ import (
 // ARGV[1] expected revision ("*" = no revision check and no bump),
 // ARGV[2] position field ("" = none), ARGV[3] expected position ("" = absent),
 // ARGV[4] new position, then operations: command, key index, n, n arguments.
+// Two pseudo-commands keep repeated trigger fields (the opportunity
+// snapshot above all) out of the arguments: "C" <id> defines a set of
+// fields, "T" <key> <id> <fields...> is an XADD of fields plus set id.
 var applyScript = redis.NewScript(`
 if ARGV[1] ~= '*' then
   local rev = redis.call('HGET', KEYS[1], '_rev') or '0'
@@ -28,9 +31,20 @@ if ARGV[2] ~= '' then
 end
 local i = 5
 local n = #ARGV
+local common = {}
 while i <= n do
-  local c = tonumber(ARGV[i + 2])
-  redis.call(ARGV[i], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + 2 + c))
+  local cmd, c = ARGV[i], tonumber(ARGV[i + 2])
+  if cmd == 'C' then
+    -- Define a set of fields shared by the trigger entries that follow.
+    common[ARGV[i + 1]] = {unpack(ARGV, i + 3, i + 2 + c)}
+  elseif cmd == 'T' then
+    -- XADD whose first argument names a common set appended to the rest.
+    local args = {unpack(ARGV, i + 4, i + 2 + c)}
+    for _, v in ipairs(common[ARGV[i + 3]]) do args[#args + 1] = v end
+    redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], unpack(args))
+  else
+    redis.call(cmd, KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + 2 + c))
+  end
   i = i + 3 + c
 end
 if ARGV[1] ~= '*' then redis.call('HINCRBY', KEYS[1], '_rev', 1) end
@@ -82,6 +96,20 @@ func (t *tx) key(k string) int {
 func (t *tx) op(cmd, key string, args ...any) {
 	t.ops = append(t.ops, cmd, t.key(key), len(args))
 	t.ops = append(t.ops, args...)
+	t.nops++
+}
+
+// common defines a shared field set for trigger entries; "C" ignores its key.
+func (t *tx) common(id string, fields ...any) {
+	t.ops = append(t.ops, "C", id, len(fields))
+	t.ops = append(t.ops, fields...)
+	t.nops++
+}
+
+// trigger appends an XADD of fields followed by the common set id.
+func (t *tx) trigger(key, id string, fields ...any) {
+	t.ops = append(t.ops, "T", t.key(key), len(fields)+1, id)
+	t.ops = append(t.ops, fields...)
 	t.nops++
 }
 

@@ -23,6 +23,9 @@ type Config struct {
 	IgnoreFields      []string
 	PendingTimeout    time.Duration
 	ActivityRetention time.Duration
+	// CacheGroups bounds how many opportunity groups are kept in memory
+	// between batches (0: the default 100,000; negative: no cache).
+	CacheGroups int
 	// Now is the wall clock (tests set it); defaults to time.Now.
 	Now func() time.Time
 }
@@ -49,6 +52,9 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.CacheGroups == 0 {
+		c.CacheGroups = 100_000
+	}
 	return nil
 }
 
@@ -62,6 +68,7 @@ type Store struct {
 
 	expect  expectations
 	schemas seenSet
+	cache   *groupCache
 }
 
 // New returns a Store for cfg.Org on rdb. Call Init before use.
@@ -84,6 +91,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 		},
 		expect:  newExpectations(),
 		schemas: newSeenSet(),
+		cache:   newGroupCache(cfg.CacheGroups),
 	}, nil
 }
 
@@ -241,6 +249,7 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 				off = parseOffset(stored)
 			}
 			s.expect.set(field, stored)
+			s.cache.clear()
 			return res, false, &RewindError{Offset: off}
 		}
 	}
@@ -266,6 +275,26 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	if len(txs) == 0 {
 		return res, true, nil
 	}
+	// The planned groups hold what the scripts will write. Those whose
+	// scripts all applied (or that no script wrote) become the cache; the
+	// groups of scripts that did not apply are speculative and dropped.
+	failedFrom := len(txs)
+	defer func() {
+		bad := map[string]*loaded{}
+		for _, t := range txs[failedFrom:] {
+			if t.group != "" {
+				bad[t.group] = p.groups[t.group]
+			}
+		}
+		good := make(map[string]*loaded, len(p.groups))
+		for id, l := range p.groups {
+			if _, ok := bad[id]; !ok {
+				good[id] = l
+			}
+		}
+		s.cache.evict(bad)
+		s.cache.put(good)
+	}()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(txs))
 	for i, t := range txs {
@@ -273,6 +302,7 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
+		failedFrom = i
 		n, err := c.Int()
 		if err != nil {
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -291,6 +321,7 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	}
 	res.Duplicates += p.duplicates
 	res.Unresolved += p.unresolved
+	failedFrom = len(txs)
 	return res, true, nil
 }
 

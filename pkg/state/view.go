@@ -40,9 +40,11 @@ type ViewConfig struct {
 	MaxBackoff time.Duration
 	// CatalogTTL is how long the field catalog is cached [1s].
 	CatalogTTL time.Duration
-	// PeopleRefresh is how often the whole people index is re-read, a
-	// safety net for the one move the changes stream cannot show: a contact
-	// role whose contact changed twice between two reads [1m].
+	// PeopleRefresh is the least time between two full reads of the people
+	// index. A full read happens when the index holds people the view does
+	// not know: the one move the changes stream cannot show (a contact role
+	// created and given another contact between two reads names only its
+	// last contact) [2s].
 	PeopleRefresh time.Duration
 	// OnError sees every error Run retries (optional; must not block).
 	OnError func(error)
@@ -65,7 +67,7 @@ func (c *ViewConfig) defaults() {
 		c.CatalogTTL = time.Second
 	}
 	if c.PeopleRefresh <= 0 {
-		c.PeopleRefresh = time.Minute
+		c.PeopleRefresh = 2 * time.Second
 	}
 }
 
@@ -82,18 +84,49 @@ type View struct {
 
 	mu      sync.RWMutex
 	opps    map[string]*filters.Opportunity
-	persons map[string][]*filters.Opportunity // person → opportunities with a live role of theirs
-	people  map[string]int64                  // person → last activity (ms): the query universe
-	sorted  []string                          // people ids, sorted; nil when it must be rebuilt
-	lastID  string                            // last changes-stream id applied
+	persons map[string]*personEntry
+	sorted  []*personEntry // the query universe (people with activity), by id; nil when it must be rebuilt
+	lastID  string         // last changes-stream id applied
 
 	loaded     atomic.Bool
 	reloads    atomic.Int64
+	known      int       // entries with last > 0 (under mu)
 	peopleRead time.Time // when the people index was last read whole (Run's goroutine only)
+	peopleDue  bool      // the index holds people the view does not know (Run's goroutine only)
 
 	catMu sync.Mutex
 	cat   *filters.Catalog
 	catAt time.Time
+}
+
+// personEntry is one person of the view. Fields change only under the
+// write lock; opps is replaced, never mutated, so readers may keep it.
+type personEntry struct {
+	id     string
+	last   int64                  // last activity (ms); 0 = not in the people index
+	opps   []*filters.Opportunity // opportunities with a live role of theirs
+	totals filters.Totals         // TotalsOf(id, opps)
+}
+
+func (v *View) entry(p string) *personEntry {
+	e := v.persons[p]
+	if e == nil {
+		e = &personEntry{id: p}
+		v.persons[p] = e
+	}
+	return e
+}
+
+// setLast records a person's last activity; callers hold the write lock.
+func (v *View) setLast(e *personEntry, last int64) {
+	if last <= 0 {
+		return
+	}
+	if e.last == 0 {
+		v.sorted = nil
+		v.known++
+	}
+	e.last = last
 }
 
 // NewView returns a View of the store's org. Call Run to load and follow it.
@@ -151,14 +184,14 @@ func (v *View) Run(ctx context.Context) error {
 			needLoad = false
 			v.peopleRead = time.Now()
 		}
-		if time.Since(v.peopleRead) > v.cfg.PeopleRefresh {
+		if v.peopleDue && time.Since(v.peopleRead) > v.cfg.PeopleRefresh {
 			if err := v.refreshPeople(ctx); err != nil {
 				if !fail(err) {
 					return nil
 				}
 				continue
 			}
-			v.peopleRead = time.Now()
+			v.peopleRead, v.peopleDue = time.Now(), false
 		}
 		lost, err := v.follow(ctx)
 		switch {
@@ -212,20 +245,38 @@ func (v *View) load(ctx context.Context) error {
 	if err := v.readGroups(ctx, list, func(o *filters.Opportunity, _ []string) { opps[o.ID] = o }); err != nil {
 		return err
 	}
-	persons := map[string][]*filters.Opportunity{}
+	persons := make(map[string]*personEntry, len(people.Val()))
+	get := func(p string) *personEntry {
+		e := persons[p]
+		if e == nil {
+			e = &personEntry{id: p}
+			persons[p] = e
+		}
+		return e
+	}
 	for _, o := range opps {
 		for _, p := range contacts(o) {
-			persons[p] = append(persons[p], o)
+			e := get(p)
+			e.opps = append(e.opps, o)
 		}
 	}
-	pm := make(map[string]int64, len(people.Val()))
+	for _, o := range opps {
+		canonicalContacts(o, persons)
+	}
+	for _, e := range persons {
+		e.totals = filters.TotalsOf(e.id, e.opps)
+	}
+	inIndex := 0
 	for _, z := range people.Val() {
-		if m, ok := z.Member.(string); ok {
-			pm[m] = int64(z.Score)
+		if m, ok := z.Member.(string); ok && z.Score > 0 {
+			if e := get(m); e.last == 0 {
+				inIndex++
+				e.last = int64(z.Score)
+			}
 		}
 	}
 	v.mu.Lock()
-	v.opps, v.persons, v.people, v.sorted, v.lastID = opps, persons, pm, nil, last
+	v.opps, v.persons, v.sorted, v.lastID, v.known = opps, persons, nil, last, inIndex
 	v.mu.Unlock()
 	v.reloads.Add(1)
 	v.loaded.Store(true)
@@ -245,10 +296,7 @@ func (v *View) refreshPeople(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		if _, known := v.people[m]; !known {
-			v.sorted = nil
-		}
-		v.people[m] = int64(z.Score)
+		v.setLast(v.entry(m), int64(z.Score))
 	}
 	return nil
 }
@@ -281,6 +329,17 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 	return nil
 }
 
+// canonicalContacts makes the roles of a not yet published opportunity
+// share their person's id string, so that matching a role to a person
+// compares pointers instead of bytes.
+func canonicalContacts(o *filters.Opportunity, persons map[string]*personEntry) {
+	for i := range o.Roles {
+		if e := persons[o.Roles[i].ContactID]; e != nil {
+			o.Roles[i].ContactID = e.id
+		}
+	}
+}
+
 // contacts returns the distinct persons holding a live role on o.
 func contacts(o *filters.Opportunity) []string {
 	var out []string
@@ -304,7 +363,11 @@ func contacts(o *filters.Opportunity) []string {
 func (s *Store) filterOpp(g *triggers.Group) *filters.Opportunity {
 	o := &filters.Opportunity{ID: g.Opp.ID, Known: g.Opp.Known, Deleted: g.Opp.Deleted, Stale: g.Opp.Stale}
 	if g.Opp.Known {
-		o.Fields = s.Snapshot(&g.Opp)
+		snap := s.Snapshot(&g.Opp)
+		o.Fields = make(map[string]cdc.Value, len(snap))
+		for k, val := range snap {
+			o.Fields[filters.Intern(k)] = val
+		}
 	} else {
 		o.Fields = map[string]cdc.Value{}
 	}
@@ -401,9 +464,17 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	for i := range who {
 		present[i] = scores[i] > 0
 	}
+	indexed, err := v.s.rdb.ZCard(ctx, v.s.k.people()).Result()
+	if err != nil {
+		return false, fmt.Errorf("reading people: %w", err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, o := range fresh {
+		for _, p := range contacts(o) {
+			v.entry(p)
+		}
+		canonicalContacts(o, v.persons)
 		old := v.opps[o.ID]
 		v.opps[o.ID] = o
 		for _, p := range union(old, o) {
@@ -414,10 +485,10 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		if !present[i] {
 			continue
 		}
-		if _, ok := v.people[p]; !ok {
-			v.sorted = nil
-		}
-		v.people[p] = int64(scores[i])
+		v.setLast(v.entry(p), int64(scores[i]))
+	}
+	if int(indexed) > v.known {
+		v.peopleDue = true
 	}
 	v.lastID = msgs[len(msgs)-1].ID
 	return false, nil
@@ -446,7 +517,8 @@ func union(a, b *filters.Opportunity) []string {
 // relink replaces old by o in person p's list (copy on write). Callers hold
 // the write lock.
 func (v *View) relink(p string, old, o *filters.Opportunity) {
-	cur := v.persons[p]
+	e := v.entry(p)
+	cur := e.opps
 	next := make([]*filters.Opportunity, 0, len(cur)+1)
 	for _, x := range cur {
 		if x != old && x.ID != o.ID {
@@ -459,11 +531,8 @@ func (v *View) relink(p string, old, o *filters.Opportunity) {
 			break
 		}
 	}
-	if len(next) == 0 {
-		delete(v.persons, p)
-		return
-	}
-	v.persons[p] = next
+	e.opps = next
+	e.totals = filters.TotalsOf(p, next)
 }
 
 // streamIDLess compares two stream ids "ms-seq".
@@ -483,8 +552,9 @@ func splitID(id string) (uint64, uint64) {
 	return m, s
 }
 
-// universe returns the sorted person ids (rebuilt when people were added).
-func (v *View) universe() []string {
+// universe returns the people of the people index ordered by id (rebuilt
+// when people were added).
+func (v *View) universe() []*personEntry {
 	v.mu.RLock()
 	u := v.sorted
 	v.mu.RUnlock()
@@ -494,12 +564,14 @@ func (v *View) universe() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.sorted == nil {
-		ids := make([]string, 0, len(v.people))
-		for p := range v.people {
-			ids = append(ids, p)
+		list := make([]*personEntry, 0, len(v.persons))
+		for _, e := range v.persons {
+			if e.last > 0 {
+				list = append(list, e)
+			}
 		}
-		sort.Strings(ids)
-		v.sorted = ids
+		sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+		v.sorted = list
 	}
 	return v.sorted
 }
@@ -518,4 +590,11 @@ func (v *View) Position() string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.lastID
+}
+
+// People returns how many people of the people index the view knows.
+func (v *View) People() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.known
 }

@@ -140,7 +140,9 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 	wasLive := o.Live()
 	wasKnown := o.Known
 	peopleBefore, rolesBefore := g.People()
-	full := ev.ChangeType == cdc.Create || ev.ChangeType == cdc.Undelete
+	// A SNAPSHOT (a resync's re-read of the record) is a full record too,
+	// and its differences are reported like an update's.
+	full := ev.ChangeType == cdc.Create || ev.ChangeType == cdc.Undelete || ev.ChangeType == cdc.Snapshot
 	if full && ev.Version.Newer(o.Life) {
 		if ev.ChangeType == cdc.Undelete || !o.Deleted {
 			o.Deleted = false
@@ -182,7 +184,7 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 	}
 
 	// Updated entries go to the people linked before the change.
-	if ev.ChangeType == cdc.Update && wasLive {
+	if (ev.ChangeType == cdc.Update || ev.ChangeType == cdc.Snapshot) && wasLive {
 		for _, u := range updates {
 			if cfg.IgnoreFields[u.name] {
 				continue
@@ -243,17 +245,26 @@ func applyRole(cfg *Config, g *Group, ch Change) Result {
 		r = &Role{ID: ch.RecordID, OpportunityID: o.ID}
 		g.Roles[r.ID] = r
 	}
+	ct := ev.ChangeType
+	if ct == cdc.Snapshot {
+		// A re-read role: new (or back from deletion) like a create,
+		// otherwise like an update.
+		ct = cdc.Update
+		if !existed || r.Deleted {
+			ct = cdc.Create
+		}
+	}
 	res := Result{Changed: true, Roles: []string{r.ID}}
 	r.Version = ev.Version
 	wasLinked := existed && r.Linked() && o.Live()
 	before := *r
 
 	switch {
-	case ev.ChangeType.IsGap():
+	case ct.IsGap():
 		r.Stale = true
 		res.Stale = true
 		return res
-	case ev.ChangeType == cdc.Delete:
+	case ct == cdc.Delete:
 		r.Deleted = true
 		if r.Pending {
 			r.Pending, r.PendingSource, r.Deadline = false, nil, 0
@@ -278,10 +289,10 @@ func applyRole(cfg *Config, g *Group, ch Change) Result {
 			r.IsPrimary = &b
 		}
 	}
-	if ev.ChangeType == cdc.Create || ev.ChangeType == cdc.Undelete {
+	if ct == cdc.Create || ct == cdc.Undelete {
 		r.Stale = false
 		reason := ReasonRoleCreated
-		if ev.ChangeType == cdc.Undelete {
+		if ct == cdc.Undelete {
 			reason = ReasonRoleUndeleted
 		}
 		wasDeleted := r.Deleted

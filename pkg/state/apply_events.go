@@ -1,0 +1,100 @@
+package state
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+)
+
+// ApplyOptions tune ApplyEvents.
+type ApplyOptions struct {
+	// Quiet applies the changes without trigger entries or activity: an
+	// import of existing records is history, not news.
+	Quiet bool
+}
+
+// ApplyEvents applies change events that did not come from Kafka (imports,
+// resyncs): the same version-checked scripts as ApplyBatch, without a
+// partition position. SNAPSHOT events are applied as full records whose
+// differences from the state produce triggers (unless Quiet). It may run
+// while the service consumes: the revision check orders concurrent writers
+// and the versions keep newer CDC values. Events of one record are applied
+// in the order given.
+func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOptions) (BatchResult, error) {
+	var total BatchResult
+	items := make([]Item, len(evs))
+	for i, ev := range evs {
+		items[i] = Item{Event: ev}
+	}
+	for attempt := 0; len(items) > 0; attempt++ {
+		if attempt == maxAttempts {
+			return total, fmt.Errorf("gave up after %d conflicting attempts", maxAttempts)
+		}
+		p, err := s.plan(ctx, items, opts)
+		if err != nil {
+			return total, err
+		}
+		txs, counts := s.build(p, "", "", items)
+		total.Duplicates += p.duplicates
+		total.Unresolved += p.unresolved
+		if len(txs) == 0 {
+			return total, nil
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(txs))
+		for i, t := range txs {
+			cmds[i] = t.tx.run(ctx, pipe)
+		}
+		_, _ = pipe.Exec(ctx)
+		failed := map[string]bool{}
+		for i, c := range cmds {
+			n, err := c.Int()
+			if err != nil {
+				s.cache.clear()
+				if redis.HasErrorPrefix(err, "NOSCRIPT") {
+					if lerr := s.Init(ctx); lerr != nil {
+						return total, lerr
+					}
+				}
+				return total, fmt.Errorf("applying %d events: %w", len(items), err)
+			}
+			if n == scriptApplied {
+				total.add(counts[i])
+				continue
+			}
+			failed[txs[i].group] = true
+		}
+		// Groups whose scripts all applied are current; the others are
+		// reloaded and their events retried (their records' duplicates are
+		// recognised by version).
+		good := map[string]*loaded{}
+		bad := map[string]*loaded{}
+		for id, l := range p.groups {
+			if failed[id] {
+				bad[id] = l
+			} else {
+				good[id] = l
+			}
+		}
+		s.cache.evict(bad)
+		s.cache.put(good)
+		if len(failed) == 0 {
+			return total, nil
+		}
+		total.Conflicts++
+		var retry []Item
+		for _, it := range items {
+			for _, id := range it.Event.RecordIDs {
+				if opp, ok := p.recordOpp(it.Event, id); ok && failed[opp] {
+					retry = append(retry, it)
+					break
+				}
+			}
+		}
+		items = retry
+	}
+	return total, nil
+}
