@@ -88,6 +88,9 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 				p.duplicates++
 				continue
 			}
+			if p.quiet {
+				res.Triggers = nil
+			}
 			t := newTx(s.k.opp(oppID), l.rev, s.k.positions())
 			l.rev++
 			c := BatchResult{Applied: 1}
@@ -96,9 +99,6 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 				s.resync(t, ev)
 				c.Resync = map[string]int{ev.Entity: 1}
 				resynced = true
-			}
-			if p.quiet {
-				res.Triggers = nil
 			}
 			if len(res.Triggers) > 0 {
 				c.Triggers = map[string]int{}

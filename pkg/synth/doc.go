@@ -5,7 +5,9 @@
 // names); a fake Confluent Schema Registry (Registry) with fault injection and
 // a client for a real one (RegistryClient); and a Generator of realistic
 // traffic for a synthetic org that keeps the true org state and, through an
-// Oracle, the trigger entries oppsync must emit for it.
+// Oracle, the trigger entries oppsync must emit for it. Script writes
+// hand-made changes for tests ("opportunity X moved to Closed Won" in one
+// call).
 //
 // Invariants:
 //   - Encode writes exactly the Changed fields of a Change; on UPDATE the

@@ -205,6 +205,15 @@ func (e *Encoder) Schemas() map[string]string {
 	return out
 }
 
+// Schema returns the writer schema text of an entity ("" if none); pass it
+// to GenConfig so generated traffic only sets fields this encoder can write.
+func (e *Encoder) Schema(entity string) string {
+	if ws, ok := e.schemas[entity]; ok {
+		return ws.text
+	}
+	return ""
+}
+
 // SchemaID returns the Pub/Sub schema id of an entity's writer schema.
 func (e *Encoder) SchemaID(entity string) string { return e.ids[entity] }
 

@@ -27,12 +27,16 @@ type GenConfig struct {
 	MultiRecordRate float64 // one stage update event naming 2–3 opportunities [0.02]
 
 	// Writer schemas whose fields the generator may set [schemas.PubSub];
-	// pass the connector schemas when encoding connector-shaped events. A
-	// schema that does not parse falls back to the default.
+	// pass the connector schemas when encoding connector-shaped events (their
+	// fields are a subset, so such traffic encodes in both shapes). A schema
+	// that does not parse falls back to the default.
 	OpportunitySchema, ContactRoleSchema string
 
 	// IgnoreFields for the oracle [DefaultIgnoreFields].
 	IgnoreFields []string
+	// NoOracle skips the ground truth (Expected and Truth stay empty), for
+	// load generation where memory must not grow with the traffic.
+	NoOracle bool
 }
 
 func rate(r, def float64) float64 {
@@ -78,8 +82,34 @@ type genOpp struct {
 
 type genRole struct {
 	id, opp, contact string
+	o                *genOpp
 	fields           map[string]cdc.Value
 	deleted          bool
+}
+
+// idxSet is a set with O(1) add, remove and random pick; its order depends
+// only on the operations, which keeps the generator deterministic.
+type idxSet[T comparable] struct {
+	items []T
+	pos   map[T]int
+}
+
+func (s *idxSet[T]) put(x T, in bool) {
+	if s.pos == nil {
+		s.pos = map[T]int{}
+	}
+	i, has := s.pos[x]
+	switch {
+	case in && !has:
+		s.pos[x] = len(s.items)
+		s.items = append(s.items, x)
+	case !in && has:
+		last := s.items[len(s.items)-1]
+		s.items[i] = last
+		s.pos[last] = i
+		s.items = s.items[:len(s.items)-1]
+		delete(s.pos, x)
+	}
 }
 
 type contact struct {
@@ -104,9 +134,14 @@ type Generator struct {
 	accountNames     []string
 	contacts         []contact
 
-	opps      []*genOpp
-	roles     []*genRole
-	liveCount int
+	opps           []*genOpp
+	roles          []*genRole
+	accountContact [][]int // contact indexes by account
+	contactIdx     []int   // 0..len(contacts)-1
+
+	// Indexes that keep every pick O(1) however big the org grows.
+	live, open, deleted   idxSet[*genOpp]
+	liveRoleSet, delRoles idxSet[*genRole] // live roles on live opportunities; deleted roles
 
 	queue  []Change
 	oracle *Oracle
@@ -137,8 +172,11 @@ func NewGenerator(cfg GenConfig) *Generator {
 		}
 		g.accountNames = append(g.accountNames, name)
 	}
+	g.accountContact = make([][]int, nAccounts)
 	for i := 0; i < cfg.Contacts; i++ {
-		g.contacts = append(g.contacts, contact{id: g.newID("003"), account: g.rng.IntN(nAccounts)})
+		a := g.rng.IntN(nAccounts)
+		g.contacts = append(g.contacts, contact{id: g.newID("003"), account: a})
+		g.accountContact[a] = append(g.accountContact[a], i)
 	}
 	return g
 }
@@ -179,7 +217,9 @@ func (g *Generator) Next() Change {
 	}
 	ch := g.queue[0]
 	g.queue = g.queue[1:]
-	g.oracle.Apply(ch)
+	if !g.cfg.NoOracle {
+		g.oracle.Apply(ch)
+	}
 	return ch
 }
 
@@ -245,7 +285,7 @@ func (g *Generator) step() {
 		return
 	}
 	createW := 3
-	if g.liveCount < c.Opportunities {
+	if len(g.live.items) < c.Opportunities {
 		createW = 30
 	}
 	actions := []struct {
@@ -301,25 +341,52 @@ func (g *Generator) amount() cdc.Value {
 	return cdc.Number(a)
 }
 
-func (g *Generator) liveOpps(pred func(*genOpp) bool) []*genOpp {
-	var out []*genOpp
-	for _, o := range g.opps {
-		if !o.deleted && (pred == nil || pred(o)) {
-			out = append(out, o)
+// reindex updates the pick indexes after o or its roles changed.
+func (g *Generator) reindex(o *genOpp) {
+	g.live.put(o, !o.deleted)
+	g.open.put(o, !o.deleted && !o.fields["IsClosed"].Bool)
+	g.deleted.put(o, o.deleted)
+	for _, r := range o.roles {
+		g.reindexRole(r)
+	}
+}
+
+func (g *Generator) reindexRole(r *genRole) {
+	g.liveRoleSet.put(r, !r.deleted && !r.o.deleted)
+	g.delRoles.put(r, r.deleted)
+}
+
+// pickFrom returns a random element of items satisfying ok (nil = any): a
+// few random probes, then a scan from a random offset.
+func pickFrom[T any](g *Generator, items []T, ok func(T) bool) (T, bool) {
+	var zero T
+	n := len(items)
+	if n == 0 {
+		return zero, false
+	}
+	for k := 0; k < 16; k++ {
+		if x := items[g.rng.IntN(n)]; ok == nil || ok(x) {
+			return x, true
 		}
 	}
-	return out
-}
-
-func (g *Generator) pickOpp(pred func(*genOpp) bool) *genOpp {
-	l := g.liveOpps(pred)
-	if len(l) == 0 {
-		return nil
+	start := g.rng.IntN(n)
+	for k := 0; k < n; k++ {
+		if x := items[(start+k)%n]; ok(x) {
+			return x, true
+		}
 	}
-	return l[g.rng.IntN(len(l))]
+	return zero, false
 }
 
-func isOpen(o *genOpp) bool { return !o.fields["IsClosed"].Bool }
+func (g *Generator) pickOpen() *genOpp {
+	o, _ := pickFrom(g, g.open.items, nil)
+	return o
+}
+
+func (g *Generator) pickLive() *genOpp {
+	o, _ := pickFrom(g, g.live.items, nil)
+	return o
+}
 
 // allFields lists every non-null field of m in schema order, as changed.
 func allFields(order []string, m map[string]cdc.Value) []cdc.Field {
@@ -367,6 +434,7 @@ func (g *Generator) update(t *txn, o *genOpp, proposed map[string]cdc.Value) boo
 		return false
 	}
 	apply(o.fields, fields)
+	g.reindex(o)
 	t.emit(cdc.EntityOpportunity, cdc.Update, []string{o.id}, o.id, fields)
 	return true
 }
@@ -434,7 +502,7 @@ func (g *Generator) createOpp() bool {
 		set(m, has, "ContactId", cdc.String(primary.id))
 	}
 	g.opps = append(g.opps, o)
-	g.liveCount++
+	g.reindex(o)
 	t.emit(cdc.EntityOpportunity, cdc.Create, []string{o.id}, o.id, allFields(g.oppFields, m))
 	if primary != nil {
 		// Created from a contact: Salesforce adds it as a blank-role OCR.
@@ -454,32 +522,31 @@ func (g *Generator) pickContact(o *genOpp) *contact {
 			on[r.contact] = true
 		}
 	}
-	var same, other []*contact
-	for i := range g.contacts {
-		c := &g.contacts[i]
-		if on[c.id] {
-			continue
-		}
-		if c.account == o.account {
-			same = append(same, c)
-		} else {
-			other = append(other, c)
+	free := func(i int) bool { return !on[g.contacts[i].id] }
+	if same := g.accountContact[o.account]; len(same) > 0 && g.rng.IntN(4) != 0 {
+		if i, ok := pickFrom(g, same, free); ok {
+			return &g.contacts[i]
 		}
 	}
-	switch {
-	case len(same) > 0 && g.rng.IntN(4) != 0:
-		return same[g.rng.IntN(len(same))]
-	case len(other) > 0:
-		return other[g.rng.IntN(len(other))]
-	case len(same) > 0:
-		return same[g.rng.IntN(len(same))]
+	if i, ok := pickFrom(g, g.allContacts(), free); ok {
+		return &g.contacts[i]
 	}
 	// Everyone is on it already: a second role for someone.
 	return &g.contacts[g.rng.IntN(len(g.contacts))]
 }
 
+func (g *Generator) allContacts() []int {
+	if len(g.contactIdx) != len(g.contacts) {
+		g.contactIdx = make([]int, len(g.contacts))
+		for i := range g.contactIdx {
+			g.contactIdx[i] = i
+		}
+	}
+	return g.contactIdx
+}
+
 func (g *Generator) createRole(t *txn, o *genOpp, contactID, role string) {
-	r := &genRole{id: g.newID("00K"), opp: o.id, contact: contactID, fields: map[string]cdc.Value{}}
+	r := &genRole{id: g.newID("00K"), opp: o.id, o: o, contact: contactID, fields: map[string]cdc.Value{}}
 	has := g.roleHas
 	set(r.fields, has, "OpportunityId", cdc.String(o.id))
 	set(r.fields, has, "ContactId", cdc.String(contactID))
@@ -493,6 +560,7 @@ func (g *Generator) createRole(t *txn, o *genOpp, contactID, role string) {
 	set(r.fields, has, "CurrencyIsoCode", cdc.String("USD"))
 	o.roles = append(o.roles, r)
 	g.roles = append(g.roles, r)
+	g.reindexRole(r)
 	t.emit(cdc.EntityContactRole, cdc.Create, []string{r.id}, o.id, allFields(g.roleFields, r.fields))
 }
 
@@ -522,7 +590,7 @@ func stageProposal(s Stage, t *txn) map[string]cdc.Value {
 }
 
 func (g *Generator) stageChange() bool {
-	o := g.pickOpp(isOpen)
+	o := g.pickOpen()
 	if o == nil {
 		return false
 	}
@@ -531,7 +599,7 @@ func (g *Generator) stageChange() bool {
 }
 
 func (g *Generator) amountChange() bool {
-	o := g.pickOpp(isOpen)
+	o := g.pickOpen()
 	if o == nil {
 		return false
 	}
@@ -540,7 +608,7 @@ func (g *Generator) amountChange() bool {
 }
 
 func (g *Generator) closeDateChange() bool {
-	o := g.pickOpp(isOpen)
+	o := g.pickOpen()
 	if o == nil {
 		return false
 	}
@@ -557,7 +625,7 @@ func (g *Generator) closeDateChange() bool {
 }
 
 func (g *Generator) otherChange() bool {
-	o := g.pickOpp(nil)
+	o := g.pickLive()
 	if o == nil {
 		return false
 	}
@@ -590,7 +658,7 @@ func (g *Generator) otherChange() bool {
 }
 
 func (g *Generator) addRole() bool {
-	o := g.pickOpp(nil)
+	o := g.pickLive()
 	if o == nil {
 		return false
 	}
@@ -599,26 +667,16 @@ func (g *Generator) addRole() bool {
 	return true
 }
 
-// liveRoles lists live roles on live opportunities; withPrimary keeps the
+// pickRole picks a live role on a live opportunity; withPrimary allows the
 // primary contact's roles (which the generator never removes or re-points,
 // so Opportunity.ContactId stays consistent).
-func (g *Generator) liveRoles(withPrimary bool) []*genRole {
-	byID := map[string]*genOpp{}
-	for _, o := range g.opps {
-		byID[o.id] = o
+func (g *Generator) pickRole(withPrimary bool) *genRole {
+	var ok func(*genRole) bool
+	if !withPrimary {
+		ok = func(r *genRole) bool { return r.o.fields["ContactId"].Str != r.contact }
 	}
-	var out []*genRole
-	for _, r := range g.roles {
-		o := byID[r.opp]
-		if r.deleted || o.deleted {
-			continue
-		}
-		if !withPrimary && o.fields["ContactId"].Str == r.contact {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	r, _ := pickFrom(g, g.liveRoleSet.items, ok)
+	return r
 }
 
 func (g *Generator) roleUpdate(t *txn, r *genRole, proposed map[string]cdc.Value) bool {
@@ -635,22 +693,21 @@ func (g *Generator) roleUpdate(t *txn, r *genRole, proposed map[string]cdc.Value
 }
 
 func (g *Generator) removeRole() bool {
-	l := g.liveRoles(false)
-	if len(l) == 0 {
+	r := g.pickRole(false)
+	if r == nil {
 		return false
 	}
-	r := l[g.rng.IntN(len(l))]
 	r.deleted = true
+	g.reindexRole(r)
 	g.begin().emit(cdc.EntityContactRole, cdc.Delete, []string{r.id}, r.opp, nil)
 	return true
 }
 
 func (g *Generator) roleChange() bool {
-	l := g.liveRoles(true)
-	if len(l) == 0 {
+	r := g.pickRole(true)
+	if r == nil {
 		return false
 	}
-	r := l[g.rng.IntN(len(l))]
 	role := g.pick(Roles)
 	v := cdc.String(role)
 	if role == "" {
@@ -660,18 +717,11 @@ func (g *Generator) roleChange() bool {
 }
 
 func (g *Generator) roleContactChange() bool {
-	l := g.liveRoles(false)
-	if len(l) == 0 {
+	r := g.pickRole(false)
+	if r == nil {
 		return false
 	}
-	r := l[g.rng.IntN(len(l))]
-	var o *genOpp
-	for _, x := range g.opps {
-		if x.id == r.opp {
-			o = x
-		}
-	}
-	c := g.pickContact(o)
+	c := g.pickContact(r.o)
 	if !g.roleUpdate(g.begin(), r, map[string]cdc.Value{"ContactId": cdc.String(c.id)}) {
 		return false
 	}
@@ -680,23 +730,13 @@ func (g *Generator) roleContactChange() bool {
 }
 
 func (g *Generator) undeleteRole() bool {
-	var l []*genRole
-	for _, r := range g.roles {
-		if r.deleted {
-			l = append(l, r)
-		}
-	}
-	if len(l) == 0 {
+	r, ok := pickFrom(g, g.delRoles.items, nil)
+	if !ok || r.o.deleted {
 		return false
-	}
-	r := l[g.rng.IntN(len(l))]
-	for _, o := range g.opps {
-		if o.id == r.opp && o.deleted {
-			return false
-		}
 	}
 	t := g.begin()
 	r.deleted = false
+	g.reindexRole(r)
 	set(r.fields, g.roleHas, "LastModifiedDate", t.now())
 	set(r.fields, g.roleHas, "LastModifiedById", cdc.String(t.user))
 	t.emit(cdc.EntityContactRole, cdc.Undelete, []string{r.id}, r.opp, allFields(g.roleFields, r.fields))
@@ -704,36 +744,30 @@ func (g *Generator) undeleteRole() bool {
 }
 
 func (g *Generator) deleteOpp() {
-	o := g.pickOpp(nil)
+	o := g.pickLive()
 	if o == nil {
 		return
 	}
 	o.deleted = true
-	g.liveCount--
+	g.reindex(o)
 	g.begin().emit(cdc.EntityOpportunity, cdc.Delete, []string{o.id}, o.id, nil)
 }
 
 func (g *Generator) undeleteOpp() {
-	var l []*genOpp
-	for _, o := range g.opps {
-		if o.deleted {
-			l = append(l, o)
-		}
-	}
-	if len(l) == 0 {
+	o, ok := pickFrom(g, g.deleted.items, nil)
+	if !ok {
 		return
 	}
-	o := l[g.rng.IntN(len(l))]
 	t := g.begin()
 	o.deleted = false
-	g.liveCount++
+	g.reindex(o)
 	set(o.fields, g.oppHas, "LastModifiedDate", t.now())
 	set(o.fields, g.oppHas, "LastModifiedById", cdc.String(t.user))
 	t.emit(cdc.EntityOpportunity, cdc.Undelete, []string{o.id}, o.id, allFields(g.oppFields, o.fields))
 }
 
 func (g *Generator) gap() {
-	o := g.pickOpp(nil)
+	o := g.pickLive()
 	if o == nil {
 		return
 	}
@@ -749,7 +783,7 @@ func (g *Generator) gap() {
 func (g *Generator) multiStage() {
 	byStage := map[string][]*genOpp{}
 	var stages []string
-	for _, o := range g.liveOpps(isOpen) {
+	for _, o := range g.open.items {
 		s := o.fields["StageName"].Str
 		if byStage[s] == nil {
 			stages = append(stages, s)
@@ -796,6 +830,7 @@ func (g *Generator) multiStage() {
 		for i, o := range grp {
 			ids[i] = o.id
 			apply(o.fields, fields)
+			g.reindex(o)
 		}
 		t.emit(cdc.EntityOpportunity, cdc.Update, ids, ids[0], fields)
 		return

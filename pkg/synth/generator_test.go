@@ -189,15 +189,13 @@ func TestGeneratedTrafficRoundTrip(t *testing.T) {
 		for _, framing := range []Framing{FramingPubSub, FramingConfluent} {
 			t.Run(framing.String()+"/"+shape.String(), func(t *testing.T) {
 				cfg := GenConfig{Seed: 11, Opportunities: 15, MultiRecordRate: 0.05}
-				if shape == ShapeConnector {
-					cfg.OpportunitySchema = schemas.Connector(cdc.EntityOpportunity)
-					cfg.ContactRoleSchema = schemas.Connector(cdc.EntityContactRole)
-				}
-				g := NewGenerator(cfg)
 				enc, err := NewEncoder(EncoderConfig{Framing: framing, Shape: shape, Registry: reg})
 				if err != nil {
 					t.Fatal(err)
 				}
+				cfg.OpportunitySchema = enc.Schema(cdc.EntityOpportunity)
+				cfg.ContactRoleSchema = enc.Schema(cdc.EntityContactRole)
+				g := NewGenerator(cfg)
 				src := decode.MapSource{}
 				for id, s := range enc.Schemas() {
 					src[id] = s
@@ -233,5 +231,16 @@ func TestGeneratedTrafficRoundTrip(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func BenchmarkGeneratorNext(b *testing.B) {
+	g := NewGenerator(GenConfig{Seed: 1, Opportunities: 2000})
+	for i := 0; i < 100000; i++ {
+		g.Next()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Next()
 	}
 }
