@@ -52,7 +52,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	run := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	topic := run
-	if err := createTopic(ctx, splitComma(*brokers), topic, *partitions); err != nil {
+	if err := createTopic(ctx, splitComma(*brokers), topic, *partitions, true); err != nil {
 		return err
 	}
 
@@ -306,8 +306,9 @@ func lastOffset(ctx context.Context, broker, topic string, partition int) (int64
 	return conn.ReadLastOffset()
 }
 
-// createTopic creates a topic whose messages carry the broker's append time.
-func createTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+// createTopic creates a topic (an existing one is fine); appendTime makes
+// its messages carry the broker's append time.
+func createTopic(ctx context.Context, brokers []string, topic string, partitions int, appendTime bool) error {
 	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		return fmt.Errorf("dialing %s: %w", brokers[0], err)
@@ -322,6 +323,16 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 		return err
 	}
 	defer cc.Close()
-	return cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"}}})
+	tc := kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}
+	if appendTime {
+		tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"}}
+	}
+	err = cc.CreateTopics(tc)
+	if errors.Is(err, kafka.TopicAlreadyExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -45,6 +46,11 @@ commands:
 `
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The apply path allocates many short-lived objects; trading some
+		// memory for less GC work measurably raises throughput.
+		debug.SetGCPercent(400)
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -43,6 +43,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&o.org, "org", "default", "org id the generator's expected event ids use")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed: same seed, same traffic")
 	fs.StringVar(&o.topic, "topic", "", "publish both entities to this one topic (default: one topic per entity)")
+	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created with replication factor 1)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("produce: %v", err)
 	}
@@ -55,8 +56,16 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usagef("produce: %v", err)
 	}
-	w.AllowAutoTopicCreation = true
 	defer w.Close()
+	topics := []string{o.topic}
+	if o.topic == "" {
+		topics = []string{synth.Topic(cdc.EntityOpportunity), synth.Topic(cdc.EntityContactRole)}
+	}
+	for _, t := range topics {
+		if err := createTopic(ctx, o.brokers, t, *partitions, false); err != nil {
+			fmt.Fprintf(stderr, "oppsync produce: %v (continuing: the topic may exist or be auto-created)\n", err)
+		}
+	}
 	gen := synth.NewGenerator(synth.GenConfig{Org: o.org, Seed: o.seed, Opportunities: o.opportunities, NoOracle: true,
 		OpportunitySchema: enc.Schema(cdc.EntityOpportunity), ContactRoleSchema: enc.Schema(cdc.EntityContactRole)})
 	start := time.Now()

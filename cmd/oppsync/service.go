@@ -239,6 +239,12 @@ func (s *service) run(ctx context.Context) error {
 		})
 	}()
 
+	go func() {
+		_ = s.store.RunPruner(bgCtx, 10*time.Minute, func(err error) {
+			s.log.Warn().Err(err).Msg("pruning activity older than activity.retention")
+		})
+	}()
+
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- s.src.Run(ctx) }()
 	s.log.Info().Str("org_id", s.cfg.OrgID).Strs("topics", s.cfg.Kafka.Topics).Str("group_id", s.cfg.Kafka.GroupID).

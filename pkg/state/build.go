@@ -335,7 +335,7 @@ type activity struct {
 }
 
 // writeTriggers appends trigger entries and the activity they record.
-func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, now time.Time) {
+func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, _ time.Time) {
 	if len(trs) == 0 {
 		return
 	}
@@ -343,9 +343,13 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 	if g.Opp.Known {
 		snapshot = snapshotJSON(s.Snapshot(&g.Opp))
 	}
-	cutoff := now.Add(-s.cfg.ActivityRetention).UnixMilli()
-	pruned := map[string]bool{}
 	commons := map[string]string{} // source+snapshot → common set id
+	type personActivity struct {
+		members []any // score, member pairs
+		last    int64
+	}
+	acts := map[string]*personActivity{}
+	var order []string
 	for _, tr := range trs {
 		snap := snapshot
 		if tr.NoSnapshot {
@@ -380,14 +384,22 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
 		}
 		t.trigger(s.k.trigger(tr.Kind), cid, fields...)
-		ak := s.k.activity(tr.PersonID)
 		at := src.Version.CommitTimestamp
-		t.op("ZADD", ak, at, activityJSON(tr, at))
-		if !pruned[tr.PersonID] {
-			pruned[tr.PersonID] = true
-			t.op("ZREMRANGEBYSCORE", ak, "-inf", "("+strconv.FormatInt(cutoff, 10))
-			t.op("ZADD", s.k.people(), "GT", at, tr.PersonID)
+		pa := acts[tr.PersonID]
+		if pa == nil {
+			pa = &personActivity{}
+			acts[tr.PersonID] = pa
+			order = append(order, tr.PersonID)
 		}
+		pa.members = append(pa.members, at, activityJSON(tr, at))
+		pa.last = max(pa.last, at)
+	}
+	// One variadic ZADD per person; activity older than the retention is
+	// pruned in the background (PruneActivity), not on this hot path.
+	for _, p := range order {
+		pa := acts[p]
+		t.op("ZADD", s.k.activity(p), pa.members...)
+		t.op("ZADD", s.k.people(), "GT", pa.last, p)
 	}
 }
 

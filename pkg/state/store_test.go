@@ -401,3 +401,27 @@ func TestCurrencyConversion(t *testing.T) {
 		t.Fatalf("snapshot = %v", snap)
 	}
 }
+
+func TestPruneActivity(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ActivityRetention = time.Hour })
+	ctx := context.Background()
+	f.apply(
+		oppEv(cdc.Create, "006A", "Name", "Acme"),
+		ocrEv(cdc.Create, "00KA", "OpportunityId", "006A", "ContactId", "003P"),
+		ocrEv(cdc.Create, "00KB", "OpportunityId", "006A", "ContactId", "003Q"),
+		ocrEv(cdc.Delete, "00KB"),
+	)
+	if n := f.rdb.ZCard(ctx, f.s.k.activity("003Q")).Val(); n != 2 {
+		t.Fatalf("003Q activity = %d entries, want 2", n)
+	}
+	// Two hours later everything is older than the retention.
+	f.clock = time.UnixMilli(clockMillis.Load()).Add(2 * time.Hour)
+	removed, err := f.s.PruneActivity(ctx)
+	if err != nil || removed != 3 {
+		t.Fatalf("PruneActivity removed %d, %v; want 3", removed, err)
+	}
+	people := f.rdb.ZRange(ctx, f.s.k.people(), 0, -1).Val()
+	if len(people) != 1 || people[0] != "003P" {
+		t.Fatalf("people after pruning = %v, want only 003P (who still holds a role)", people)
+	}
+}
