@@ -83,6 +83,10 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			}
 			l := p.groups[oppID]
 			before := s.contributions(l.g)
+			newRole := ""
+			if ev.Entity == cdc.EntityContactRole && l.g.Roles[id] == nil {
+				newRole = id
+			}
 			res := triggers.Apply(s.tcfg, l.g, triggers.Change{Event: ev, RecordID: id, NowMillis: now.UnixMilli()})
 			if res.Duplicate {
 				p.duplicates++
@@ -94,7 +98,7 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			t := newTx(s.k.opp(oppID), l.rev, s.k.positions())
 			l.rev++
 			c := BatchResult{Applied: 1}
-			s.writeChange(t, l.g, ev, id, res, before, s.contributions(l.g), now)
+			s.writeChange(t, l.g, ev, id, newRole, res, before, s.contributions(l.g), now)
 			if res.Stale && !resynced {
 				s.resync(t, ev)
 				c.Resync = map[string]int{ev.Entity: 1}
@@ -216,7 +220,7 @@ func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
 }
 
 // writeChange adds the writes of one applied record change to t.
-func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID string, res triggers.Result,
+func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID, newRole string, res triggers.Result,
 	before, after map[string]contribution, now time.Time) {
 	o := &g.Opp
 	oppKey := s.k.opp(o.ID)
@@ -233,7 +237,11 @@ func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID st
 			nulled = append(nulled, "f:"+f)
 		}
 	}
-	t.op("HSET", oppKey, args...)
+	// A contact-role change never alters the opportunity's own fields or
+	// flags, so its hash is only written for opportunity changes.
+	if ev.Entity == cdc.EntityOpportunity || len(res.Fields) > 0 {
+		t.op("HSET", oppKey, args...)
+	}
 	if len(nulled) > 0 {
 		t.op("HDEL", oppKey, nulled...)
 	}
@@ -247,7 +255,7 @@ func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID st
 		t.op("SADD", s.k.stale(ev.Entity), recordID)
 	}
 
-	s.writeRoles(t, g, res.Roles, ev.Entity)
+	s.writeRoles(t, g, res.Roles, ev.Entity, newRole)
 	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
 	s.writeTriggers(t, g, res.Triggers, now)
 	s.noteChange(t, o.ID)
@@ -260,8 +268,9 @@ func (s *Store) noteChange(t *tx, oppID string) {
 }
 
 // writeRoles writes the contact roles a change touched, and their place in
-// the pending index.
-func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string) {
+// the pending index; newRole (a role the group did not have) also gets its
+// role → opportunity mapping, which never changes afterwards.
+func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity, newRole string) {
 	seen := map[string]bool{}
 	for _, id := range ids {
 		if seen[id] {
@@ -270,7 +279,9 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string
 		seen[id] = true
 		r := g.Roles[id]
 		t.op("HSET", s.k.roles(g.Opp.ID), id, encodeRole(r))
-		t.op("HSET", s.k.roleOpp(), id, g.Opp.ID)
+		if id == newRole {
+			t.op("HSET", s.k.roleOpp(), id, g.Opp.ID)
+		}
 		member := g.Opp.ID + "|" + id
 		if r.Pending {
 			t.op("ZADD", s.k.pending(), r.Deadline, member)

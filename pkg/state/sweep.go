@@ -65,7 +65,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 				continue
 			}
 		} else {
-			s.writeRoles(t, l.g, res.Roles, "")
+			s.writeRoles(t, l.g, res.Roles, "", "")
 			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
 			s.writeTriggers(t, l.g, res.Triggers, now)
 			s.noteChange(t, id)
