@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/pkg/api"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
@@ -222,14 +224,42 @@ func (s *service) run(ctx context.Context) error {
 		return nil
 	}
 
-	httpSrv, err := newHTTP(s)
+	// The API's in-memory view of the replica follows the changes stream.
+	viewCtx, stopView := context.WithCancel(context.Background())
+	defer stopView()
+	view, err := state.NewView(s.store, state.ViewConfig{OnError: func(err error) {
+		s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
+	}})
 	if err != nil {
 		return err
+	}
+	viewDone := make(chan struct{})
+	go func() { defer close(viewDone); _ = view.Run(viewCtx) }()
+	defer func() { stopView(); <-viewDone }()
+
+	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
+		Queries:    view,
+		Gatherer:   s.reg,
+		Registerer: s.reg,
+		Currency:   s.cfg.Currency.Default,
+		Checks: map[string]func(context.Context) error{
+			"redis":    s.store.Ping,
+			"kafka":    func(context.Context) error { return s.src.Ready() },
+			"pipeline": func(context.Context) error { return s.pipe.Ready() },
+			"view":     view.Ready,
+		},
+	}, s.log.With().Str("component", "api").Logger())
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr: %w", err)
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- httpSrv.Run(httpCtx) }()
+	go func() { httpDone <- srv.Serve(httpCtx, ln) }()
 
 	bgCtx, stopBG := context.WithCancel(ctx)
 	defer stopBG()

@@ -1,0 +1,21 @@
+// Package api serves oppsync's HTTP interface (CONTRACT §5): health,
+// readiness and metrics, the person and opportunity views, the constraint
+// catalog, person queries over the filter language of pkg/filters, and a
+// server-rendered person page.
+//
+// Invariants:
+//   - When a token is configured, /v1/* and /people/* answer 401 unless the
+//     request carries it (compared in constant time).
+//   - Every error is JSON {"error": "..."} naming the offending filter,
+//     field, operator or value of the request; no error repeats a record
+//     value, and hidden fields never reach this package.
+//   - Request bodies are capped (413) and queries bounded by a timeout
+//     (504); nothing a client sends can make the server panic.
+//
+// Metrics (on the injected Registerer):
+//   - oppsync_http_requests_total{route,code}
+//   - oppsync_http_request_duration_seconds{route}
+//
+// route is the registered pattern ("GET /v1/opportunities/{id}"), never
+// the raw path.
+package api

@@ -1,0 +1,274 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/filters"
+)
+
+// queryChunk is how many people one evaluation step takes: the unit of ctx
+// checks and of pipelined activity reads.
+const queryChunk = 1024
+
+// Query returns one page of the people matching q, in id order, and the
+// cursor of the next page ("" after the last). The people are those with
+// activity within activity.retention. It honours ctx between steps.
+func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, error) {
+	if !v.loaded.Load() {
+		return nil, "", ErrNotReady
+	}
+	after := q.After
+	limit := q.Limit
+	if limit <= 0 {
+		limit = filters.DefaultLimit
+	}
+	ids := v.universe()
+	start := 0
+	if after != "" {
+		start = sort.Search(len(ids), func(i int) bool { return ids[i].id > after })
+	}
+	cutoff := v.s.cfg.Now().Add(-v.s.cfg.ActivityRetention).UnixMilli()
+	since, until, needActivity := q.ActivityWindow()
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	bufs := make([]evalBuf, workers)
+	found := make([][]string, workers)
+	errs := make([]error, workers)
+	ev := evaluation{v: v, q: q, cutoff: cutoff, since: since, until: until, activity: needActivity, lookup: v.lookup}
+	out := make([]string, 0, min(limit+1, 1024))
+	// Each step evaluates up to workers chunks in parallel; the results are
+	// taken in id order, so a page stops exactly after limit+1 matches.
+	for i := start; i < len(ids) && len(out) <= limit; i += queryChunk * workers {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			lo := i + w*queryChunk
+			found[w], errs[w] = found[w][:0], nil
+			if lo >= len(ids) {
+				continue
+			}
+			hi := min(lo+queryChunk, len(ids))
+			wg.Add(1)
+			go func(w int, chunk []*personEntry) {
+				defer wg.Done()
+				found[w], errs[w] = ev.chunk(ctx, chunk, &bufs[w], found[w])
+			}(w, ids[lo:hi])
+		}
+		wg.Wait()
+		for w := 0; w < workers && len(out) <= limit; w++ {
+			if errs[w] != nil {
+				return nil, "", errs[w]
+			}
+			for _, id := range found[w] {
+				out = append(out, id)
+				if len(out) > limit {
+					break
+				}
+			}
+		}
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = filters.EncodeCursor(out[limit-1])
+	}
+	return out, next, nil
+}
+
+// readActivity fills the people's activity within [since, until] (ms).
+func (s *Store) readActivity(ctx context.Context, people []filters.Person, since, until int64) error {
+	if len(people) == 0 {
+		return nil
+	}
+	lo, hi := "-inf", "+inf"
+	if since > -1<<62 {
+		lo = strconv.FormatInt(since, 10)
+	}
+	if until < 1<<62 {
+		hi = strconv.FormatInt(until, 10)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(people))
+	for i := range people {
+		cmds[i] = pipe.ZRangeByScore(ctx, s.k.activity(people[i].ID), &redis.ZRangeBy{Min: lo, Max: hi})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading activity: %w", err)
+	}
+	for i := range people {
+		entries := cmds[i].Val()
+		acts := make([]filters.Activity, 0, len(entries))
+		for _, e := range entries {
+			a, err := decodeActivity(e)
+			if err != nil {
+				continue // an entry this version cannot read matches nothing
+			}
+			acts = append(acts, a)
+		}
+		people[i].Activity = acts
+	}
+	return nil
+}
+
+func decodeActivity(text string) (filters.Activity, error) {
+	var a activity
+	if err := json.Unmarshal([]byte(text), &a); err != nil {
+		return filters.Activity{}, fmt.Errorf("activity entry: %w", err)
+	}
+	out := filters.Activity{Kind: a.Kind, OpportunityID: a.Opp, RoleID: a.RoleID, Role: a.Role,
+		IsPrimary: a.IsPrimary, Field: a.Field, At: a.At}
+	var err error
+	if len(a.Old) > 0 {
+		if out.Old, err = cdc.ParseJSON(string(a.Old), cdc.KindString); err != nil {
+			return out, err
+		}
+	}
+	if len(a.New) > 0 {
+		if out.New, err = cdc.ParseJSON(string(a.New), cdc.KindString); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+var kindByName = map[string]cdc.Kind{
+	"string": cdc.KindString, "number": cdc.KindNumber, "boolean": cdc.KindBool,
+	"date": cdc.KindDate, "datetime": cdc.KindDateTime, "null": cdc.KindNull,
+}
+
+// Catalog returns the constraint catalog: the fields of every schema seen
+// so far, cached for CatalogTTL.
+func (v *View) Catalog(ctx context.Context) (*filters.Catalog, error) {
+	v.catMu.Lock()
+	defer v.catMu.Unlock()
+	now := v.s.cfg.Now()
+	if v.cat != nil && now.Sub(v.catAt) < v.cfg.CatalogTTL && now.Sub(v.catAt) >= 0 {
+		return v.cat, nil
+	}
+	cat, err := v.s.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.cat, v.catAt = cat, now
+	return cat, nil
+}
+
+// Catalog reads the constraint catalog from Redis.
+func (s *Store) Catalog(ctx context.Context) (*filters.Catalog, error) {
+	h, err := s.rdb.HGetAll(ctx, s.k.catalog()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the field catalog: %w", err)
+	}
+	fields := make([]filters.Field, 0, len(h))
+	for name, text := range h {
+		entity, field, ok := strings.Cut(name, ".")
+		if !ok {
+			continue
+		}
+		var e catalogEntry
+		if json.Unmarshal([]byte(text), &e) != nil {
+			continue
+		}
+		fields = append(fields, filters.Field{Entity: entity, Name: field, Kind: kindByName[e.Type], SalesforceType: e.SalesforceType})
+	}
+	return filters.NewCatalog(fields), nil
+}
+
+// Opportunity reads one opportunity from Redis; ok is false when the id was
+// never seen. A deleted opportunity is returned with Deleted set.
+func (v *View) Opportunity(ctx context.Context, id string) (*filters.Opportunity, bool, error) {
+	g, ok, err := v.s.LoadGroup(ctx, id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return v.s.filterOpp(g), true, nil
+}
+
+// PersonOpportunities reads, from Redis, the opportunities a person holds a
+// live role on, excluding deleted ones, ordered by id; ok is false when the
+// person was never seen.
+func (v *View) PersonOpportunities(ctx context.Context, personID string) ([]*filters.Opportunity, bool, error) {
+	pipe := v.s.rdb.Pipeline()
+	links := pipe.HKeys(ctx, v.s.k.person(personID))
+	score := pipe.ZScore(ctx, v.s.k.people(), personID)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("reading person: %w", err)
+	}
+	ids := links.Val()
+	if len(ids) == 0 && errors.Is(score.Err(), redis.Nil) {
+		return nil, false, nil
+	}
+	sort.Strings(ids)
+	groups, err := v.s.loadGroups(ctx, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]*filters.Opportunity, 0, len(ids))
+	for _, id := range ids {
+		o := v.s.filterOpp(groups[id].g)
+		if (o.Known && o.Deleted) || len(filters.PersonRoles(o, personID)) == 0 {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out, true, nil
+}
+
+// evaluation is one query's fixed inputs.
+type evaluation struct {
+	v            *View
+	q            *filters.Query
+	cutoff       int64
+	since, until int64
+	activity     bool
+	lookup       func(string) (*filters.Opportunity, bool)
+}
+
+// evalBuf is one worker's reusable memory.
+type evalBuf struct {
+	batch  []filters.Person
+	totals []filters.Totals
+}
+
+// chunk evaluates the query for one chunk of people and appends the ids
+// that match to out.
+func (e *evaluation) chunk(ctx context.Context, chunk []*personEntry, b *evalBuf, out []string) ([]string, error) {
+	if b.totals == nil {
+		b.totals = make([]filters.Totals, queryChunk)
+		b.batch = make([]filters.Person, 0, queryChunk)
+	}
+	b.batch = b.batch[:0]
+	e.v.mu.RLock()
+	for _, p := range chunk {
+		if p.last < e.cutoff {
+			continue
+		}
+		n := len(b.batch)
+		b.totals[n] = p.totals
+		b.batch = append(b.batch, filters.Person{ID: p.id, Opportunities: p.opps, Lookup: e.lookup, Totals: &b.totals[n]})
+	}
+	e.v.mu.RUnlock()
+	if e.activity {
+		if err := e.v.s.readActivity(ctx, b.batch, e.since, e.until); err != nil {
+			return out, err
+		}
+	}
+	for j := range b.batch {
+		if e.q.Match(&b.batch[j]) {
+			out = append(out, b.batch[j].ID)
+		}
+	}
+	return out, nil
+}

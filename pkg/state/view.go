@@ -1,0 +1,602 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// ErrNotReady is returned by View queries before the first load completed.
+var ErrNotReady error = notReady{}
+
+type notReady struct{}
+
+func (notReady) Error() string { return "the in-memory view is still loading" }
+
+// Unavailable marks the error as "try again later" for the API.
+func (notReady) Unavailable() bool { return true }
+
+// ViewConfig tunes a View. Zero values take the defaults in brackets.
+type ViewConfig struct {
+	// Block is how long one XREAD of the changes stream waits [1s].
+	Block time.Duration
+	// Batch is how many changes one XREAD returns at most [1000].
+	Batch int64
+	// Chunk is how many groups one pipelined load reads [500].
+	Chunk int
+	// MaxBackoff caps the wait between retries after a Redis error [5s].
+	MaxBackoff time.Duration
+	// CatalogTTL is how long the field catalog is cached [1s].
+	CatalogTTL time.Duration
+	// PeopleRefresh is the least time between two full reads of the people
+	// index. A full read happens when the index holds people the view does
+	// not know: the one move the changes stream cannot show (a contact role
+	// created and given another contact between two reads names only its
+	// last contact) [2s].
+	PeopleRefresh time.Duration
+	// OnError sees every error Run retries (optional; must not block).
+	OnError func(error)
+}
+
+func (c *ViewConfig) defaults() {
+	if c.Block <= 0 {
+		c.Block = time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = 1000
+	}
+	if c.Chunk <= 0 {
+		c.Chunk = 500
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.CatalogTTL <= 0 {
+		c.CatalogTTL = time.Second
+	}
+	if c.PeopleRefresh <= 0 {
+		c.PeopleRefresh = 2 * time.Second
+	}
+}
+
+// View is an in-memory copy of every opportunity group and person link of
+// one org, loaded at start and kept current by tailing the changes stream,
+// that answers person queries without scanning Redis. Its query methods are
+// safe for concurrent use with Run and each other.
+//
+// Invariant: every opportunity in the view is immutable once published; an
+// update replaces it, so readers never see a half-applied group.
+type View struct {
+	s   *Store
+	cfg ViewConfig
+
+	mu      sync.RWMutex
+	opps    map[string]*filters.Opportunity
+	persons map[string]*personEntry
+	sorted  []*personEntry // the query universe (people with activity), by id; nil when it must be rebuilt
+	lastID  string         // last changes-stream id applied
+
+	loaded     atomic.Bool
+	reloads    atomic.Int64
+	known      int       // entries with last > 0 (under mu)
+	peopleRead time.Time // when the people index was last read whole (Run's goroutine only)
+	peopleDue  bool      // the index holds people the view does not know (Run's goroutine only)
+
+	catMu sync.Mutex
+	cat   *filters.Catalog
+	catAt time.Time
+}
+
+// personEntry is one person of the view. Fields change only under the
+// write lock; opps is replaced, never mutated, so readers may keep it.
+type personEntry struct {
+	id     string
+	last   int64                  // last activity (ms); 0 = not in the people index
+	opps   []*filters.Opportunity // opportunities with a live role of theirs
+	totals filters.Totals         // TotalsOf(id, opps)
+}
+
+func (v *View) entry(p string) *personEntry {
+	e := v.persons[p]
+	if e == nil {
+		e = &personEntry{id: p}
+		v.persons[p] = e
+	}
+	return e
+}
+
+// setLast records a person's last activity; callers hold the write lock.
+func (v *View) setLast(e *personEntry, last int64) {
+	if last <= 0 {
+		return
+	}
+	if e.last == 0 {
+		v.sorted = nil
+		v.known++
+	}
+	e.last = last
+}
+
+// NewView returns a View of the store's org. Call Run to load and follow it.
+func NewView(s *Store, cfg ViewConfig) (*View, error) {
+	if s == nil {
+		return nil, errors.New("state: NewView needs a Store")
+	}
+	cfg.defaults()
+	return &View{s: s, cfg: cfg}, nil
+}
+
+// Ready returns nil once the first load completed.
+func (v *View) Ready(context.Context) error {
+	if !v.loaded.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Reloads returns how many full loads the view made (1 after start).
+func (v *View) Reloads() int64 { return v.reloads.Load() }
+
+// Run loads the view, then follows the changes stream until ctx ends; it
+// returns nil on cancellation. Redis errors are retried with capped backoff
+// (and reported to OnError); falling behind the stream's MAXLEN reloads
+// everything.
+func (v *View) Run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	fail := func(err error) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if v.cfg.OnError != nil {
+			v.cfg.OnError(err)
+		}
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, v.cfg.MaxBackoff)
+		return true
+	}
+	needLoad := true
+	for ctx.Err() == nil {
+		if needLoad {
+			if err := v.load(ctx); err != nil {
+				if !fail(err) {
+					return nil
+				}
+				continue
+			}
+			needLoad = false
+			v.peopleRead = time.Now()
+		}
+		if v.peopleDue && time.Since(v.peopleRead) > v.cfg.PeopleRefresh {
+			if err := v.refreshPeople(ctx); err != nil {
+				if !fail(err) {
+					return nil
+				}
+				continue
+			}
+			v.peopleRead, v.peopleDue = time.Now(), false
+		}
+		lost, err := v.follow(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if !fail(err) {
+				return nil
+			}
+			continue
+		case lost:
+			needLoad = true
+		}
+		backoff = 50 * time.Millisecond
+	}
+	return nil
+}
+
+// load reads every group, person link and person of the org and swaps them
+// in. The stream position is taken first, so changes made during the load
+// are applied again afterwards (applying a group twice is harmless).
+func (v *View) load(ctx context.Context) error {
+	k := v.s.k
+	last := "0-0"
+	msgs, err := v.s.rdb.XRevRangeN(ctx, k.stream(StreamChanges), "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("reading the changes stream: %w", err)
+	}
+	if len(msgs) == 1 {
+		last = msgs[0].ID
+	}
+	pipe := v.s.rdb.Pipeline()
+	known := pipe.SMembers(ctx, k.opps())
+	roleOwners := pipe.HVals(ctx, k.roleOpp())
+	people := pipe.ZRangeWithScores(ctx, k.people(), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("listing opportunities: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, id := range known.Val() {
+		ids[id] = true
+	}
+	for _, id := range roleOwners.Val() {
+		ids[id] = true
+	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	opps := make(map[string]*filters.Opportunity, len(list))
+	if err := v.readGroups(ctx, list, func(o *filters.Opportunity, _ []string) { opps[o.ID] = o }); err != nil {
+		return err
+	}
+	persons := make(map[string]*personEntry, len(people.Val()))
+	get := func(p string) *personEntry {
+		e := persons[p]
+		if e == nil {
+			e = &personEntry{id: p}
+			persons[p] = e
+		}
+		return e
+	}
+	for _, o := range opps {
+		for _, p := range contacts(o) {
+			e := get(p)
+			e.opps = append(e.opps, o)
+		}
+	}
+	for _, o := range opps {
+		canonicalContacts(o, persons)
+	}
+	for _, e := range persons {
+		e.totals = filters.TotalsOf(e.id, e.opps)
+	}
+	inIndex := 0
+	for _, z := range people.Val() {
+		if m, ok := z.Member.(string); ok && z.Score > 0 {
+			if e := get(m); e.last == 0 {
+				inIndex++
+				e.last = int64(z.Score)
+			}
+		}
+	}
+	v.mu.Lock()
+	v.opps, v.persons, v.sorted, v.lastID, v.known = opps, persons, nil, last, inIndex
+	v.mu.Unlock()
+	v.reloads.Add(1)
+	v.loaded.Store(true)
+	return nil
+}
+
+// refreshPeople re-reads the whole people index.
+func (v *View) refreshPeople(ctx context.Context) error {
+	people, err := v.s.rdb.ZRangeWithScores(ctx, v.s.k.people(), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("reading people: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, z := range people {
+		m, ok := z.Member.(string)
+		if !ok {
+			continue
+		}
+		v.setLast(v.entry(m), int64(z.Score))
+	}
+	return nil
+}
+
+// readGroups loads groups in pipelined chunks and hands each over
+// converted, with every person any of its roles (deleted ones included)
+// names: those whose links or activity the group's changes may have moved.
+func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.Opportunity, named []string)) error {
+	for i := 0; i < len(ids); i += v.cfg.Chunk {
+		chunk := ids[i:min(i+v.cfg.Chunk, len(ids))]
+		groups, err := v.s.loadGroups(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			l := groups[id]
+			if l.rev == 0 && len(l.g.Roles) == 0 {
+				fn(&filters.Opportunity{ID: id}, nil) // gone (never seen): an empty placeholder
+				continue
+			}
+			var named []string
+			for _, r := range l.g.SortedRoles() {
+				if r.ContactID != "" {
+					named = append(named, r.ContactID)
+				}
+			}
+			o := v.s.filterOpp(l.g)
+			o.Compact()
+			fn(o, named)
+		}
+	}
+	return nil
+}
+
+// canonicalContacts makes the roles of a not yet published opportunity
+// share their person's id string, so that matching a role to a person
+// compares pointers instead of bytes.
+func canonicalContacts(o *filters.Opportunity, persons map[string]*personEntry) {
+	for i := range o.Roles {
+		if e := persons[o.Roles[i].ContactID]; e != nil {
+			o.Roles[i].ContactID = e.id
+		}
+	}
+}
+
+// contacts returns the distinct persons holding a live role on o.
+func contacts(o *filters.Opportunity) []string {
+	var out []string
+	for _, r := range o.Roles {
+		dup := false
+		for _, p := range out {
+			if p == r.ContactID {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, r.ContactID)
+		}
+	}
+	return out
+}
+
+// filterOpp converts a group into the filters' form: fields as served
+// (converted amounts, derived ExpectedRevenue) and the live roles.
+func (s *Store) filterOpp(g *triggers.Group) *filters.Opportunity {
+	o := &filters.Opportunity{ID: g.Opp.ID, Known: g.Opp.Known, Deleted: g.Opp.Deleted, Stale: g.Opp.Stale}
+	if g.Opp.Known {
+		snap := s.Snapshot(&g.Opp)
+		o.Fields = make(map[string]cdc.Value, len(snap))
+		for k, val := range snap {
+			o.Fields[filters.Intern(k)] = val
+		}
+	} else {
+		o.Fields = map[string]cdc.Value{}
+	}
+	for _, r := range g.SortedRoles() {
+		if r.Deleted || r.ContactID == "" {
+			continue
+		}
+		o.Roles = append(o.Roles, filters.Role{
+			ID: r.ID, ContactID: r.ContactID, Role: r.Role, IsPrimary: r.IsPrimaryFor(&g.Opp), Pending: r.Pending,
+		})
+	}
+	return o
+}
+
+// follow reads one batch of the changes stream and applies it. lost is true
+// when the stream was trimmed past the view's position.
+func (v *View) follow(ctx context.Context) (lost bool, err error) {
+	v.mu.RLock()
+	last := v.lastID
+	v.mu.RUnlock()
+	key := v.s.k.stream(StreamChanges)
+	res, err := v.s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: v.cfg.Batch, Block: v.cfg.Block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the changes stream: %w", err)
+	}
+	if last != "0-0" {
+		head, err := v.s.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+		if err != nil {
+			return false, fmt.Errorf("reading the changes stream: %w", err)
+		}
+		if len(head) == 1 && streamIDLess(last, head[0].ID) {
+			return true, nil
+		}
+	}
+	var msgs []redis.XMessage
+	for _, s := range res {
+		msgs = append(msgs, s.Messages...)
+	}
+	if len(msgs) == 0 {
+		return false, nil
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, m := range msgs {
+		if id, ok := m.Values["opp"].(string); ok && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	fresh := make([]*filters.Opportunity, 0, len(ids))
+	affected := map[string]bool{}
+	if err := v.readGroups(ctx, ids, func(o *filters.Opportunity, named []string) {
+		fresh = append(fresh, o)
+		for _, p := range named {
+			affected[p] = true
+		}
+	}); err != nil {
+		return false, err
+	}
+	// The persons whose links or activity may have moved: the group's
+	// contacts before and after (a role added and deleted between two reads
+	// still names its contact).
+	v.mu.RLock()
+	for _, o := range fresh {
+		if old := v.opps[o.ID]; old != nil {
+			for _, p := range contacts(old) {
+				affected[p] = true
+			}
+		}
+	}
+	v.mu.RUnlock()
+	who := make([]string, 0, len(affected))
+	for p := range affected {
+		who = append(who, p)
+	}
+	scores := make([]float64, len(who))
+	present := make([]bool, len(who))
+	for i := 0; i < len(who); i += 1000 {
+		chunk := who[i:min(i+1000, len(who))]
+		vals, err := v.s.rdb.ZMScore(ctx, v.s.k.people(), chunk...).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return false, fmt.Errorf("reading people: %w", err)
+		}
+		for j := range chunk {
+			if j < len(vals) {
+				scores[i+j] = vals[j]
+			}
+		}
+	}
+	// ZMSCORE reports missing members as 0; a real score is a commit time.
+	for i := range who {
+		present[i] = scores[i] > 0
+	}
+	indexed, err := v.s.rdb.ZCard(ctx, v.s.k.people()).Result()
+	if err != nil {
+		return false, fmt.Errorf("reading people: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, o := range fresh {
+		for _, p := range contacts(o) {
+			v.entry(p)
+		}
+		canonicalContacts(o, v.persons)
+		old := v.opps[o.ID]
+		v.opps[o.ID] = o
+		for _, p := range union(old, o) {
+			v.relink(p, old, o)
+		}
+	}
+	for i, p := range who {
+		if !present[i] {
+			continue
+		}
+		v.setLast(v.entry(p), int64(scores[i]))
+	}
+	if int(indexed) > v.known {
+		v.peopleDue = true
+	}
+	v.lastID = msgs[len(msgs)-1].ID
+	return false, nil
+}
+
+func union(a, b *filters.Opportunity) []string {
+	var out []string
+	if a != nil {
+		out = contacts(a)
+	}
+	for _, p := range contacts(b) {
+		dup := false
+		for _, q := range out {
+			if q == p {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// relink replaces old by o in person p's list (copy on write). Callers hold
+// the write lock.
+func (v *View) relink(p string, old, o *filters.Opportunity) {
+	e := v.entry(p)
+	cur := e.opps
+	next := make([]*filters.Opportunity, 0, len(cur)+1)
+	for _, x := range cur {
+		if x != old && x.ID != o.ID {
+			next = append(next, x)
+		}
+	}
+	for _, r := range o.Roles {
+		if r.ContactID == p {
+			next = append(next, o)
+			break
+		}
+	}
+	e.opps = next
+	e.totals = filters.TotalsOf(p, next)
+}
+
+// streamIDLess compares two stream ids "ms-seq".
+func streamIDLess(a, b string) bool {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	if am != bm {
+		return am < bm
+	}
+	return as < bs
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+// universe returns the people of the people index ordered by id (rebuilt
+// when people were added).
+func (v *View) universe() []*personEntry {
+	v.mu.RLock()
+	u := v.sorted
+	v.mu.RUnlock()
+	if u != nil {
+		return u
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.sorted == nil {
+		list := make([]*personEntry, 0, len(v.persons))
+		for _, e := range v.persons {
+			if e.last > 0 {
+				list = append(list, e)
+			}
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+		v.sorted = list
+	}
+	return v.sorted
+}
+
+// lookup returns an opportunity of the view.
+func (v *View) lookup(id string) (*filters.Opportunity, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	o, ok := v.opps[id]
+	return o, ok && (o.Known || len(o.Roles) > 0)
+}
+
+// Position returns the id of the last changes-stream entry the view applied
+// ("0-0" before any), for tests and diagnostics.
+func (v *View) Position() string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.lastID
+}
+
+// People returns how many people of the people index the view knows.
+func (v *View) People() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.known
+}
