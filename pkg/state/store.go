@@ -97,8 +97,10 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 
 // Init loads the apply script into Redis (every shard of a cluster).
 func (s *Store) Init(ctx context.Context) error {
-	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
-		return fmt.Errorf("loading apply script: %w", err)
+	for _, sc := range []*redis.Script{applyScript, batchScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("loading apply scripts: %w", err)
+		}
 	}
 	return nil
 }
@@ -295,14 +297,15 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 		s.cache.evict(bad)
 		s.cache.put(good)
 	}()
+	chunks := s.chunks(txs, field, stored)
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(txs))
-	for i, t := range txs {
-		cmds[i] = t.tx.run(ctx, pipe)
+	cmds := make([]*redis.Cmd, len(chunks))
+	for i, c := range chunks {
+		cmds[i] = c.run(ctx, pipe)
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
-		failedFrom = i
+		failedFrom = chunks[i].first
 		n, err := c.Int()
 		if err != nil {
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -313,11 +316,17 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 			}
 			return res, false, fmt.Errorf("applying changes of %s: %w", field, err)
 		}
-		if n != scriptApplied {
+		for j := 0; j < n; j++ {
+			k := chunks[i].first + j
+			res.add(counts[k])
+			if txs[k].tx.posField != "" {
+				s.expect.set(field, txs[k].tx.posNew)
+			}
+		}
+		if n != chunks[i].changes {
+			failedFrom = chunks[i].first + max(n, 0)
 			return res, false, nil
 		}
-		res.add(counts[i])
-		s.expect.set(field, txs[i].tx.posNew)
 	}
 	res.Duplicates += p.duplicates
 	res.Unresolved += p.unresolved

@@ -258,6 +258,29 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 	if c := f.rdb.ZScore(ctx, f.s.k.agg(AggCount), "003P").Val(); c != 1 {
 		t.Fatalf("count aggregate %v after running the script twice, want 1", c)
 	}
+
+	// The batch form, twice: the second call finds the position moved.
+	items = f.items(ocrEv(cdc.Create, "00KB", "OpportunityId", "006A", "ContactId", "003Q"))
+	f.s.cache.clear() // the scripts above ran behind the cache's back
+	p, err = f.s.plan(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ = f.s.build(p, "t/0", "2", items)
+	chunks := f.s.chunks(txs, "t/0", "2")
+	for i, want := range []int{1, -2} {
+		pipe := f.rdb.Pipeline()
+		cmd := chunks[0].run(ctx, pipe)
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := cmd.Int(); n != want {
+			t.Fatalf("batch run %d returned %d, want %d", i, n, want)
+		}
+	}
+	if n := f.rdb.XLen(ctx, f.s.k.trigger(cdc.TriggerAdded)).Val(); n != 2 {
+		t.Fatalf("%d added entries after running the batch twice, want 2", n)
+	}
 }
 
 func TestRewindWhenRedisLostWrites(t *testing.T) {
