@@ -42,6 +42,8 @@ commands:
   produce   publish synthetic Salesforce CDC events to a Kafka cluster
   bench     drive generated events through the pipeline against real Kafka and Redis
   config    print the effective configuration with secrets masked
+  import    seed the state from Salesforce Bulk API CSV exports (--opportunities F,... --contact-roles F,...)
+  resync    re-read records from Salesforce now (--stale | --ids ID,... | --entity E)
   version   print version, commit and Go version
 `
 
@@ -73,12 +75,16 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout)
+	case "import":
+		err = cmdImport(ctx, args[1:], stderr)
+	case "resync":
+		err = cmdResync(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "oppsync %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q (want run, demo, produce, config or version)", args[0])
+		err = usagef("unknown command %q (want run, demo, produce, bench, import, resync, config or version)", args[0])
 	}
 	if err == nil {
 		return 0

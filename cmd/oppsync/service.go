@@ -21,6 +21,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
+	"github.com/oppsync/oppsync/pkg/reconcile"
 	"github.com/oppsync/oppsync/pkg/source"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -35,6 +36,21 @@ type service struct {
 	dec   *decode.Decoder
 	pipe  *pipeline.Pipeline
 	src   *source.Source
+	rc    *reconcile.Reconciler // nil unless salesforce.instance_url is set
+}
+
+// storeConfig maps the configuration to the state store's.
+func storeConfig(cfg *config.Config, cacheGroups int) state.Config {
+	return state.Config{
+		Org:               cfg.OrgID,
+		StreamMaxLen:      cfg.Streams.MaxLen,
+		Currency:          cfg.Currency.Default,
+		Rates:             cfg.Currency.Rates,
+		IgnoreFields:      cfg.Triggers.IgnoreFields,
+		PendingTimeout:    cfg.Triggers.PendingRoleTimeout,
+		ActivityRetention: cfg.Activity.Retention,
+		CacheGroups:       cacheGroups,
+	}
 }
 
 type serviceOptions struct {
@@ -64,17 +80,12 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 		return nil, err
 	}
 	s.rdb = rdb
-	s.store, err = state.New(state.Config{
-		Org:               cfg.OrgID,
-		StreamMaxLen:      cfg.Streams.MaxLen,
-		Currency:          cfg.Currency.Default,
-		Rates:             cfg.Currency.Rates,
-		IgnoreFields:      cfg.Triggers.IgnoreFields,
-		PendingTimeout:    cfg.Triggers.PendingRoleTimeout,
-		ActivityRetention: cfg.Activity.Retention,
-	}, rdb)
+	s.store, err = state.New(storeConfig(cfg, 0), rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
+	}
+	if s.rc, err = newReconciler(cfg, s.store, log); err != nil {
+		return nil, err
 	}
 	s.dec, err = decode.New(decode.Config{
 		SchemaHeader:     cfg.Kafka.SchemaHeader,
@@ -274,6 +285,10 @@ func (s *service) run(ctx context.Context) error {
 			s.log.Warn().Err(err).Msg("pruning activity older than activity.retention")
 		})
 	}()
+
+	if s.rc != nil {
+		go func() { _ = s.rc.Run(bgCtx) }()
+	}
 
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- s.src.Run(ctx) }()

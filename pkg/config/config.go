@@ -23,6 +23,7 @@ type Config struct {
 	Activity       Activity       `yaml:"activity"`
 	HTTP           HTTP           `yaml:"http"`
 	Log            Log            `yaml:"log"`
+	Salesforce     Salesforce     `yaml:"salesforce"`
 	// ShutdownTimeout bounds the ordered shutdown after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -132,6 +133,24 @@ type Log struct {
 	Format string `yaml:"format"` // json, console
 }
 
+// Salesforce configures the optional REST client that re-reads stale
+// records (pkg/reconcile). An empty InstanceURL disables it: stale records
+// then stay flagged for an operator.
+type Salesforce struct {
+	InstanceURL      string `yaml:"instance_url"`
+	APIVersion       string `yaml:"api_version"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     string `yaml:"client_secret" secret:"true"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// TokenURL defaults to <instance_url>/services/oauth2/token.
+	TokenURL string `yaml:"token_url"`
+	// RateLimit is the sustained number of REST requests per second.
+	RateLimit int `yaml:"rate_limit"`
+	// Interval is how often the service looks for stale records.
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
 // Default returns the configuration with every default of CONTRACT §2 applied.
 func Default() *Config {
 	return &Config{
@@ -161,6 +180,7 @@ func Default() *Config {
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
+		Salesforce:      Salesforce{APIVersion: "61.0", RateLimit: 10, Interval: time.Minute, Timeout: 30 * time.Second},
 	}
 }
 

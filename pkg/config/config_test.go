@@ -83,6 +83,7 @@ func fullWant() *Config {
 	return &Config{
 		OrgID:           "acme-prod.eu_1",
 		ShutdownTimeout: 45 * time.Second,
+		Salesforce:      Default().Salesforce,
 		Kafka: Kafka{
 			Brokers:      []string{"kafka-1:9092", "kafka-2:9092"},
 			Topics:       []string{"sf.OpportunityChangeEvent", "sf.OpportunityContactRoleChangeEvent"},
@@ -386,8 +387,8 @@ func TestRedactedMasksEverySecret(t *testing.T) {
 		v.FieldByIndex(byKey[key].index).SetString(val)
 		values[key] = val
 	}
-	if len(values) != 4 {
-		t.Fatalf("SecretKeys() = %v, want the 4 secrets", SecretKeys())
+	if len(values) != 5 {
+		t.Fatalf("SecretKeys() = %v, want the 5 secrets", SecretKeys())
 	}
 	out, err := c.YAML()
 	if err != nil {
@@ -450,6 +451,17 @@ func TestValidateCases(t *testing.T) {
 		{"registry creds", func(c *Config) { c.SchemaRegistry.URL = "http://r:8081"; c.SchemaRegistry.Username = "u" },
 			"config: schema_registry.username: schema_registry.username and schema_registry.password must be set together"},
 		{"pool size", func(c *Config) { c.Redis.PoolSize = -1 }, "config: redis.pool_size: must be >= 0 (0 is the client default), got -1"},
+		{"salesforce off", func(c *Config) { c.Salesforce.ClientID = "id" },
+			"config: salesforce.instance_url: must be set when other salesforce keys are"},
+		{"salesforce url", func(c *Config) { c.Salesforce.InstanceURL = "ftp://x" },
+			"config: salesforce.instance_url: must be an http:// or https:// URL with a host"},
+		{"salesforce secret", func(c *Config) { c.Salesforce.InstanceURL, c.Salesforce.ClientID = "https://x.my.salesforce.com", "id" },
+			"config: salesforce.client_secret: required when salesforce.instance_url is set"},
+		{"salesforce ok", func(c *Config) {
+			c.Salesforce.InstanceURL, c.Salesforce.ClientID, c.Salesforce.ClientSecret = "https://x.my.salesforce.com", "id", "s"
+		}, ""},
+		{"salesforce version", func(c *Config) { c.Salesforce.APIVersion = "v61" }, `config: salesforce.api_version: must look like "61.0", got "v61"`},
+		{"salesforce rate", func(c *Config) { c.Salesforce.RateLimit = 0 }, "config: salesforce.rate_limit: must be positive, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

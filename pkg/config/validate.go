@@ -23,7 +23,7 @@ var (
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateOrg, c.validateKafka, c.validateRegistry, c.validateRedis,
-		c.validateMisc, c.validateHTTP, c.validateLog,
+		c.validateMisc, c.validateHTTP, c.validateLog, c.validateSalesforce,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -257,4 +257,44 @@ func sortedKeys(m map[string]float64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+var apiVersionPattern = regexp.MustCompile(`^[0-9]+\.[0-9]$`)
+
+func (c *Config) validateSalesforce() error {
+	sf := c.Salesforce
+	if !apiVersionPattern.MatchString(sf.APIVersion) {
+		return keyErr("salesforce.api_version", `must look like "61.0", got %q`, sf.APIVersion)
+	}
+	if sf.RateLimit <= 0 {
+		return keyErr("salesforce.rate_limit", "must be positive, got %d", sf.RateLimit)
+	}
+	if err := positive("salesforce.interval", sf.Interval); err != nil {
+		return err
+	}
+	if err := positive("salesforce.timeout", sf.Timeout); err != nil {
+		return err
+	}
+	if sf.InstanceURL == "" {
+		if sf.ClientID != "" || sf.ClientSecret != "" || sf.TokenURL != "" {
+			return keyErr("salesforce.instance_url", "must be set when other salesforce keys are")
+		}
+		return nil
+	}
+	for _, k := range []struct{ key, val string }{{"salesforce.instance_url", sf.InstanceURL}, {"salesforce.token_url", sf.TokenURL}} {
+		if k.val == "" {
+			continue
+		}
+		u, err := url.Parse(k.val)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			return keyErr(k.key, "must be an http:// or https:// URL with a host")
+		}
+	}
+	if sf.ClientID == "" {
+		return keyErr("salesforce.client_id", "required when salesforce.instance_url is set")
+	}
+	if sf.ClientSecret == "" {
+		return keyErr("salesforce.client_secret", "required when salesforce.instance_url is set")
+	}
+	return nil
 }

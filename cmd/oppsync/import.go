@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/bulk"
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/config"
+	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/schemas"
+)
+
+// cmdImport seeds the state from Salesforce Bulk API 2.0 CSV exports:
+//
+//	oppsync import [--config FILE] --opportunities F[,F2...] --contact-roles F[,F2...]
+//	    [--schema FILE] [--emit-triggers] [--max-errors N] [--batch N] [--workers N] [--resume]
+func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
+	args, bools := takeBoolFlags(args, "emit-triggers", "resume")
+	cfg, extra, err := parseConfigArgs(args, map[string]bool{
+		"opportunities": true, "contact-roles": true, "schema": true, "max-errors": true, "batch": true, "workers": true,
+	})
+	if err != nil {
+		return err
+	}
+	icfg := bulk.Config{EmitTriggers: bools["emit-triggers"], Resume: bools["resume"]}
+	for flag, dst := range map[string]*int{"max-errors": &icfg.MaxErrors, "batch": &icfg.BatchSize, "workers": &icfg.Workers} {
+		if v, ok := extra[flag]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || (n == 0 && flag != "max-errors") {
+				return usagef("--%s: want a positive integer, got %q", flag, v)
+			}
+			*dst = n
+		}
+	}
+	opps, roles := splitFiles(extra["opportunities"]), splitFiles(extra["contact-roles"])
+	if len(opps) == 0 && len(roles) == 0 {
+		return usagef("import: give --opportunities and/or --contact-roles files")
+	}
+	oppSchema := schemas.PubSub(cdc.EntityOpportunity)
+	if p := extra["schema"]; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return usagef("--schema: %v", err)
+		}
+		oppSchema = string(b)
+	}
+	var sources []bulk.Source
+	for _, e := range []struct {
+		entity, schema string
+		files          []string
+	}{{cdc.EntityOpportunity, oppSchema, opps}, {cdc.EntityContactRole, schemas.PubSub(cdc.EntityContactRole), roles}} {
+		if len(e.files) == 0 {
+			continue
+		}
+		typer, err := typerFor(e.entity, e.schema, cfg.Access.HiddenFields)
+		if err != nil {
+			return usagef("import: %v", err)
+		}
+		sources = append(sources, bulk.Source{Typer: typer, Files: e.files})
+	}
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	// No group cache: an export's rows come in no useful order, and the
+	// cache would only hold memory (measured: no slower without it).
+	store, err := newStore(ctx, cfg, rdb, -1)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	im, err := bulk.New(icfg, store, log)
+	if err != nil {
+		return usagef("import: %v", err)
+	}
+	stop := reportProgress(stderr, im.Stats)
+	start := time.Now()
+	sum, err := im.Run(ctx, sources...)
+	stop()
+	for _, e := range sum.Errors {
+		fmt.Fprintln(stderr, e)
+	}
+	if int(sum.Rejected) > len(sum.Errors) {
+		fmt.Fprintf(stderr, "... and %d more rejected rows\n", int(sum.Rejected)-len(sum.Errors))
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stderr, "import: %d rows in %s (%.0f rows/s): %d applied, %d already current, %d skipped, %d rejected, %d triggers\n",
+		sum.Rows, el.Round(time.Millisecond), float64(sum.Rows)/el.Seconds(), sum.Applied, sum.Duplicates, sum.Skipped, sum.Rejected, sum.Triggers)
+	if err != nil {
+		var re *bulk.RowError
+		if errors.As(err, &re) && !errors.Is(err, bulk.ErrTooManyErrors) {
+			return usagef("import: %v", err) // a bad header
+		}
+		return fmt.Errorf("import: %w", err)
+	}
+	return nil
+}
+
+// typerFor builds the CSV typer of an entity from its writer schema text.
+func typerFor(entity, schemaText string, hidden []string) (*bulk.Typer, error) {
+	sch, err := decode.ParseSchema(schemaText)
+	if err != nil {
+		return nil, fmt.Errorf("%s schema: %w", entity, err)
+	}
+	var h []string
+	for _, hf := range hidden {
+		if e, f, ok := strings.Cut(hf, "."); ok && e == entity {
+			h = append(h, f)
+		}
+	}
+	return bulk.NewTyper(entity, sch.Fields(), h)
+}
+
+// newStore opens the state of cfg's org for the operator commands.
+// cacheGroups is state.Config.CacheGroups (0: the default).
+func newStore(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, cacheGroups int) (*state.Store, error) {
+	store, err := state.New(storeConfig(cfg, cacheGroups), rdb)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if err := store.Init(ctx); err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+func splitFiles(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// takeBoolFlags removes the named boolean flags (--name or --name=BOOL)
+// from args, which parseConfigArgs would read as taking a value.
+func takeBoolFlags(args []string, names ...string) ([]string, map[string]bool) {
+	set := map[string]bool{}
+	var rest []string
+	for _, a := range args {
+		matched := false
+		for _, n := range names {
+			switch {
+			case a == "--"+n:
+				set[n], matched = true, true
+			case strings.HasPrefix(a, "--"+n+"="):
+				b, err := strconv.ParseBool(strings.TrimPrefix(a, "--"+n+"="))
+				set[n], matched = err == nil && b, true
+			}
+		}
+		if !matched {
+			rest = append(rest, a)
+		}
+	}
+	return rest, set
+}
+
+// reportProgress prints the import's progress to w every second on a
+// terminal (one rewritten line) and every ten seconds otherwise. The
+// returned function stops it.
+func reportProgress(w io.Writer, stats func() bulk.Stats) func() {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	every := 10 * time.Second
+	if tty {
+		every = time.Second
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if tty {
+					fmt.Fprint(w, "\r\033[K")
+				}
+				return
+			case <-t.C:
+			}
+			s := stats()
+			el := time.Since(start).Seconds()
+			rate := float64(s.Rows) / el
+			eta := "?"
+			if s.BytesRead > 0 && s.BytesTotal > s.BytesRead {
+				left := el * float64(s.BytesTotal-s.BytesRead) / float64(s.BytesRead)
+				eta = time.Duration(left * float64(time.Second)).Round(time.Second).String()
+			}
+			pct := 0.0
+			if s.BytesTotal > 0 {
+				pct = 100 * float64(s.BytesRead) / float64(s.BytesTotal)
+			}
+			line := fmt.Sprintf("import: %5.1f%%  %d rows  %.0f rows/s  %d applied  %d rejected  ETA %s",
+				pct, s.Rows, rate, s.Applied, s.Rejected, eta)
+			if tty {
+				fmt.Fprint(w, "\r\033[K"+line)
+			} else {
+				fmt.Fprintln(w, line)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
