@@ -197,7 +197,7 @@ func (t *Typer) Row(h *Header, rec []string) (*cdc.Event, int, error) {
 		case colSkip:
 			continue
 		case colID:
-			if !validID(raw) {
+			if !cdc.ValidID(raw) {
 				return nil, i, fmt.Errorf("%w: %q is not a Salesforce id", ErrBadValue, clip(raw))
 			}
 			ev.RecordIDs = []string{strings.Clone(raw)}
@@ -224,7 +224,7 @@ func (t *Typer) Row(h *Header, rec []string) (*cdc.Event, int, error) {
 			ev.Version = cdc.Version{CommitTimestamp: ts.UnixMilli()}
 		}
 		if i == h.oppCol {
-			if !validID(raw) {
+			if !cdc.ValidID(raw) {
 				return nil, i, fmt.Errorf("%w: %q is not a Salesforce id", ErrBadValue, clip(raw))
 			}
 		}
@@ -286,20 +286,6 @@ func ParseDateTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, err
-}
-
-// validID accepts 15- and 18-character alphanumeric Salesforce ids.
-func validID(s string) bool {
-	if len(s) != 15 && len(s) != 18 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // clip keeps error messages short (values may be long text).

@@ -82,3 +82,14 @@ func TestChangeType(t *testing.T) {
 		t.Error("IsGap wrong")
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"0068c000000iyJbAAI": true, "0068c000000iyJb": true, "0068c000000iyJ": false,
+		"0068c000000iyJb-AI": false, "": false, "0068c000000iyJbAAIX": false,
+	} {
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

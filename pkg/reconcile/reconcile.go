@@ -315,7 +315,7 @@ func (r *Reconciler) IDs(ctx context.Context, entity string, ids []string) (Resu
 // queryAll SOQL for several), applies them and clears their stale flags.
 func (r *Reconciler) reconcileIDs(ctx context.Context, entity string, ids []string, versions map[string]int64) (Result, error) {
 	for _, id := range ids {
-		if !validID(id) {
+		if !cdc.ValidID(id) {
 			return Result{}, fmt.Errorf("%q is not a Salesforce id", id)
 		}
 	}
@@ -503,7 +503,7 @@ func (r *Reconciler) deleteEvent(entity, id string, ts int64) *cdc.Event {
 // IsDeleted), versioned by the newer of gap and the record's SystemModstamp.
 func (r *Reconciler) toEvent(entity string, rec record, gap int64) (*cdc.Event, error) {
 	id, _ := rec["Id"].(string)
-	if !validID(id) {
+	if !cdc.ValidID(id) {
 		return nil, fmt.Errorf("record without a valid Id")
 	}
 	ts := gap
@@ -594,17 +594,4 @@ func parseDateTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a datetime", s)
-}
-
-func validID(s string) bool {
-	if len(s) != 15 && len(s) != 18 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }

@@ -6,9 +6,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// batchScript applies several record changes of one partition in one call:
-// the same guards as applyScript (the partition position once, then each
-// change's group revision), stopping at the first change whose group moved.
+// batchScript applies one or more record changes in one call: it checks the
+// partition position once, then each change's group revision, and runs the
+// writes the Go side computed, stopping at the first change whose group
+// moved. Running a call twice is refused by the same guards.
 // It stores the position after the last change it applied and returns how
 // many it applied, or -2 when the position was not the expected one.
 //
@@ -16,7 +17,10 @@ import (
 // ARGV[1] position field ("" = none), ARGV[2] expected position ("" =
 // absent), ARGV[3] number of changes, then per change: revision key index
 // (0 = unguarded), expected revision, position after it ("" = unchanged),
-// m, and m operation elements as in applyScript.
+// m, and m operation elements: command, key index, n, n arguments; two
+// pseudo-commands keep repeated trigger fields (the opportunity snapshot above
+// all) out of the arguments: "C" <id> defines a set of fields, "T" <key> <id>
+// <fields...> is an XADD of the fields plus set id.
 var batchScript = redis.NewScript(`
 if ARGV[1] ~= '' then
   local pos = redis.call('HGET', KEYS[1], ARGV[1]) or ''

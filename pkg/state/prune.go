@@ -63,16 +63,10 @@ func (s *Store) PruneActivity(ctx context.Context) (int64, error) {
 
 // RunPruner calls PruneActivity every interval until ctx ends.
 func (s *Store) RunPruner(ctx context.Context, interval time.Duration, onErr func(error)) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if _, err := s.PruneActivity(ctx); err != nil && ctx.Err() == nil && onErr != nil {
-				onErr(err)
-			}
+	every(ctx, interval, func() {
+		if _, err := s.PruneActivity(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
 		}
-	}
+	})
+	return nil
 }

@@ -7,55 +7,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// applyScript is a guarded executor: it checks the group revision and the
-// partition position it is given, and only then runs the writes the Go side
-// computed, bumps the revision and stores the new position. Returns 1 when
-// applied, -1 on a revision conflict, -2 on a position conflict.
-//
-// KEYS[1] revision holder (opportunity hash), KEYS[2] positions hash, then
-// the keys the operations name by index.
-// ARGV[1] expected revision ("*" = no revision check and no bump),
-// ARGV[2] position field ("" = none), ARGV[3] expected position ("" = absent),
-// ARGV[4] new position, then operations: command, key index, n, n arguments.
-// Two pseudo-commands keep repeated trigger fields (the opportunity
-// snapshot above all) out of the arguments: "C" <id> defines a set of
-// fields, "T" <key> <id> <fields...> is an XADD of fields plus set id.
-var applyScript = redis.NewScript(`
-if ARGV[1] ~= '*' then
-  local rev = redis.call('HGET', KEYS[1], '_rev') or '0'
-  if rev ~= ARGV[1] then return -1 end
-end
-if ARGV[2] ~= '' then
-  local pos = redis.call('HGET', KEYS[2], ARGV[2]) or ''
-  if pos ~= ARGV[3] then return -2 end
-end
-local i = 5
-local n = #ARGV
-local common = {}
-while i <= n do
-  local cmd, c = ARGV[i], tonumber(ARGV[i + 2])
-  if cmd == 'C' then
-    -- Define a set of fields shared by the trigger entries that follow.
-    common[ARGV[i + 1]] = {unpack(ARGV, i + 3, i + 2 + c)}
-  elseif cmd == 'T' then
-    -- XADD whose first argument names a common set appended to the rest.
-    local args = {unpack(ARGV, i + 4, i + 2 + c)}
-    for _, v in ipairs(common[ARGV[i + 3]]) do args[#args + 1] = v end
-    redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], unpack(args))
-  else
-    redis.call(cmd, KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + 2 + c))
-  end
-  i = i + 3 + c
-end
-if ARGV[1] ~= '*' then redis.call('HINCRBY', KEYS[1], '_rev', 1) end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
-return 1
-`)
-
-// Script results.
+// Script results of a one-change call (see batchScript).
 const (
 	scriptApplied     = 1
-	scriptRevConflict = -1
+	scriptRevConflict = 0
 	scriptPosConflict = -2
 )
 
@@ -117,12 +72,9 @@ func (t *tx) guardPosition(field, expect, next string) {
 	t.posField, t.posExpect, t.posNew = field, expect, next
 }
 
-func (t *tx) argv() []any {
-	a := make([]any, 0, 4+len(t.ops))
-	a = append(a, t.rev, t.posField, t.posExpect, t.posNew)
-	return append(a, t.ops...)
-}
-
+// run queues t as a one-change batch script call.
 func (t *tx) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
-	return applyScript.EvalSha(ctx, pipe, t.keys, t.argv()...)
+	c := newChunk(t.keys[1], t.posField, t.posExpect, 0)
+	c.add(t)
+	return c.run(ctx, pipe)
 }

@@ -97,10 +97,8 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 
 // Init loads the apply script into Redis (every shard of a cluster).
 func (s *Store) Init(ctx context.Context) error {
-	for _, sc := range []*redis.Script{applyScript, batchScript} {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("loading apply scripts: %w", err)
-		}
+	if err := batchScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("loading the apply script: %w", err)
 	}
 	return nil
 }

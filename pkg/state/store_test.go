@@ -242,7 +242,7 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 		t.Fatalf("%d scripts", len(txs))
 	}
 	// As go-redis does when a reply times out: the same call, twice.
-	for i, want := range []int{scriptApplied, scriptRevConflict} {
+	for i, want := range []int{scriptApplied, scriptPosConflict} {
 		pipe := f.rdb.Pipeline()
 		cmd := txs[0].tx.run(ctx, pipe)
 		if _, err := pipe.Exec(ctx); err != nil {

@@ -96,28 +96,36 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 // RunReleaser calls ReleaseExpired every interval until ctx ends. Errors are
 // reported to onErr and retried on the next tick.
 func (s *Store) RunReleaser(ctx context.Context, interval time.Duration, onRelease func(int), onErr func(error)) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	every(ctx, interval, func() {
 		for {
 			n, err := s.ReleaseExpired(ctx, 100)
 			if err != nil {
 				if ctx.Err() == nil && onErr != nil {
 					onErr(err)
 				}
-				break
+				return
 			}
 			if n == 0 {
-				break
+				return
 			}
 			if onRelease != nil {
 				onRelease(n)
 			}
+		}
+	})
+	return nil
+}
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
 		}
 	}
 }
