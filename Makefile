@@ -11,13 +11,21 @@ PKGS ?= ./...
 TEST_TIMEOUT ?= 30m
 WITH_SERVICES := test/with-services.sh
 
-.PHONY: all test test-unit test-faults bench vet build services-up services-down services-reset env
+.PHONY: all test test-unit test-faults bench bench-scale vet build services-up services-down services-reset env
 
 all: build
 
-## test: vet, then every test with -race against real Redis and Kafka.
+## test: installs Debian's chromium for the browser test when missing
+## (test/browser.sh), vets (with and without the faults tag), then runs every test with -race
+## against real Redis and Kafka, then the fault-injection tests (test-faults)
+## with the same services. The cluster and security tests start their own
+## Redis Cluster, TLS Redis and SASL_SSL broker (test/redis-cluster.sh,
+## test/certs.sh, test/kafka.sh with KAFKA_SASL_SSL_CERTS).
 test:
-	$(WITH_SERVICES) bash -c '$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)'
+	test/browser.sh >/dev/null
+	$(WITH_SERVICES) bash -c '$(GO) vet $(PKGS) && $(GO) vet -tags faults $(PKGS) && \
+		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
+		$(FAULTS_TEST)'
 
 ## test-unit: tests without the services (integration tests skip).
 test-unit:
@@ -25,15 +33,26 @@ test-unit:
 
 ## test-faults: fault-injection tests (build tag faults, names matching Fault),
 ## one package at a time: they stop and start the shared services.
+FAULTS_TEST = $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 1 -tags faults -run Fault $(PKGS)
 test-faults:
-	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 1 -tags faults -run Fault $(PKGS)
+	$(WITH_SERVICES) $(FAULTS_TEST)
 
 ## bench: benchmarks only, with the services up.
 bench:
 	$(WITH_SERVICES) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) $(PKGS)
 
+## bench-scale: `oppsync bench` with 1, 2 and 3 instances in one consumer
+## group (BENCH_EVENTS events, BENCH_PARTITIONS partitions each run).
+BENCH_EVENTS ?= 50000
+BENCH_PARTITIONS ?= 6
+bench-scale:
+	$(WITH_SERVICES) bash -c 'for n in 1 2 3; do \
+		$(GO) run ./cmd/oppsync bench --brokers "$$OPPSYNC_TEST_KAFKA_BROKERS" --redis "$$OPPSYNC_TEST_REDIS_ADDR" \
+			--events $(BENCH_EVENTS) --partitions $(BENCH_PARTITIONS) --instances $$n || exit 1; done'
+
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults $(PKGS)
 
 build:
 	$(GO) build -o bin/oppsync ./cmd/oppsync

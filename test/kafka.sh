@@ -17,7 +17,15 @@
 # - `env` prints the variable the Go tests read (internal/testenv).
 #
 # Environment: JAVA_HOME (optional; Java 17+), KAFKA_START_TIMEOUT (seconds,
-# default 180).
+# default 180), and for a second, secured broker (the security tests):
+# - KAFKA_RUN_DIR: its folder instead of test/.run/kafka (ports, data, logs);
+# - KAFKA_SASL_SSL_CERTS: a folder written by test/certs.sh; adds a SASL_SSL
+#   listener (SCRAM-SHA-512, server certificate from that folder) on its own
+#   free port, stored in sasl-ssl-port; `env` then also prints
+#   OPPSYNC_TEST_KAFKA_SASL_SSL_BROKERS;
+# - KAFKA_SCRAM_USER, KAFKA_SCRAM_PASSWORD: the SCRAM-SHA-512 user created
+#   when the storage is formatted (first start), for that listener.
+# The PLAINTEXT listener stays, for the readiness probe and inter-broker use.
 set -euo pipefail
 SCRIPT_NAME=kafka.sh
 # shellcheck source=test/lib.sh
@@ -25,7 +33,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 POM="$REPO_ROOT/test/kafka/pom.xml"
 PROBE="$REPO_ROOT/test/kafka/Probe.java"
-DIR="$RUN_ROOT/kafka"
+DIR="${KAFKA_RUN_DIR:-$RUN_ROOT/kafka}"
+SASL_SSL_CERTS="${KAFKA_SASL_SSL_CERTS:-}"
+SPORTFILE="$DIR/sasl-ssl-port"
 DATA="$DIR/data"
 LOGDIR="$DIR/logs"
 PIDFILE="$DIR/kafka.pid"
@@ -91,17 +101,25 @@ random_cluster_id() {
 }
 
 write_config() {
-	local port=$1 cport=$2
+	local port=$1 cport=$2 sport=${3:-}
+	local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+	local advertised="PLAINTEXT://127.0.0.1:$port"
+	local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+	if [[ -n $sport ]]; then
+		listeners+=",SASL_SSL://127.0.0.1:$sport"
+		advertised+=",SASL_SSL://127.0.0.1:$sport"
+		protocols+=",SASL_SSL:SASL_SSL"
+	fi
 	cat >"$PROPS" <<PROPS
 # Written by test/kafka.sh; regenerated on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$DATA
 
 # Tuned for tests on one small machine.
@@ -123,6 +141,17 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=67108864
 PROPS
+	if [[ -n $sport ]]; then
+		cat >>"$PROPS" <<PROPS
+
+# SASL_SSL listener for the security tests (KAFKA_SASL_SSL_CERTS).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$SASL_SSL_CERTS/server-keystore.pem
+ssl.client.auth=none
+PROPS
+	fi
 	cat >"$DIR/log4j2.properties" <<LOG4J
 # Written by test/kafka.sh: the broker logs to a file, never to the terminal.
 status = warn
@@ -180,14 +209,25 @@ cmd_start() {
 	[[ $port != "$cport" ]] || die "broker and controller ports are both $port; remove $DIR"
 	port_in_use "$port" && die "port $port (from $PORTFILE) is taken by another process; run '$0 stop' or remove $DIR"
 	port_in_use "$cport" && die "port $cport (from $CPORTFILE) is taken by another process; run '$0 stop' or remove $DIR"
-	write_config "$port" "$cport"
+	local sport=""
+	if [[ -n $SASL_SSL_CERTS ]]; then
+		[[ -s $SASL_SSL_CERTS/server-keystore.pem ]] || die "KAFKA_SASL_SSL_CERTS=$SASL_SSL_CERTS has no server-keystore.pem (run test/certs.sh DIR)"
+		SASL_SSL_CERTS=$(cd "$SASL_SSL_CERTS" && pwd)
+		sport=$(read_or_pick_port "$SPORTFILE")
+		port_in_use "$sport" && die "port $sport (from $SPORTFILE) is taken by another process; run '$0 stop' or remove $DIR"
+	fi
+	write_config "$port" "$cport" "$sport"
 
 	if [[ ! -f $DATA/meta.properties ]]; then
 		[[ -s $DIR/cluster.id ]] || random_cluster_id >"$DIR/cluster.id"
 		log "formatting storage (cluster id $(<"$DIR/cluster.id"))"
+		local scram=()
+		if [[ -n $sport && -n ${KAFKA_SCRAM_USER:-} ]]; then
+			scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=${KAFKA_SCRAM_PASSWORD:?KAFKA_SCRAM_PASSWORD must be set with KAFKA_SCRAM_USER}]")
+		fi
 		"$JAVA" -Xmx256m -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
 			-cp "$(classpath)" kafka.tools.StorageTool format --ignore-formatted \
-			-t "$(<"$DIR/cluster.id")" -c "$PROPS" >>"$LOGDIR/format.log" 2>&1 ||
+			-t "$(<"$DIR/cluster.id")" -c "$PROPS" "${scram[@]}" >>"$LOGDIR/format.log" 2>&1 ||
 			{ tail -n 30 "$LOGDIR/format.log" >&2; die "kafka storage format failed"; }
 	fi
 
@@ -240,6 +280,9 @@ cmd_status() {
 cmd_env() {
 	[[ -s $PORTFILE ]] || die "no port yet: run '$0 start' first"
 	echo "export OPPSYNC_TEST_KAFKA_BROKERS=127.0.0.1:$(<"$PORTFILE")"
+	if [[ -n $SASL_SSL_CERTS && -s $SPORTFILE ]]; then
+		echo "export OPPSYNC_TEST_KAFKA_SASL_SSL_BROKERS=127.0.0.1:$(<"$SPORTFILE")"
+	fi
 }
 
 case "${1:-}" in

@@ -218,23 +218,6 @@ func (s *service) ready(ctx context.Context) error {
 // within shutdown_timeout.
 func (s *service) run(ctx context.Context) error {
 	defer s.rdb.Close()
-	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := s.store.Init(initCtx)
-	cancel()
-	for err != nil && ctx.Err() == nil {
-		s.log.Warn().Err(err).Msg("redis not ready yet; retrying")
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-		initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = s.store.Init(initCtx)
-		cancel()
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-
 	// The API's in-memory view of the replica follows the changes stream.
 	viewCtx, stopView := context.WithCancel(context.Background())
 	defer stopView()
@@ -271,6 +254,27 @@ func (s *service) run(ctx context.Context) error {
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(httpCtx, ln) }()
+
+	// /healthz answers from here on, and /readyz says why the instance is
+	// not ready while Redis cannot be reached yet.
+	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.store.Init(initCtx)
+	cancel()
+	for err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("redis not ready yet; retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = s.store.Init(initCtx)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		stopHTTP()
+		<-httpDone
+		return nil
+	}
 
 	bgCtx, stopBG := context.WithCancel(ctx)
 	defer stopBG()

@@ -45,19 +45,44 @@ func control(t testing.TB, service, action string) {
 	case "redis":
 		RedisAddr(t)
 	}
-	root, err := repoRoot()
+	dir, err := ScriptsDir()
 	if err != nil {
 		t.Fatalf("%s %s: %v", action, service, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "test", service+".sh"), action)
-	cmd.Dir = root
+	script := filepath.Join(dir, service+".sh")
+	cmd := exec.CommandContext(ctx, "bash", script, action)
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("test/%s.sh %s: %v\n%s", service, action, err, out)
+		t.Fatalf("%s %s: %v\n%s", script, action, err, out)
 	}
-	t.Logf("test/%s.sh %s: %s", service, action, out)
+	t.Logf("%s %s: %s", script, action, out)
+}
+
+// EnvScriptsDir names the folder holding the kafka.sh and redis.sh that
+// control the services OPPSYNC_TEST_* point at. Unset, it is the repository's
+// test/ folder (what `make test` uses). Set it when the tests run against a
+// private copy of the scripts, e.g. a developer's second set of services for
+// fault tests beside the ones other work shares: a fault test must stop the
+// instance it was pointed at, never another.
+const EnvScriptsDir = "OPPSYNC_TEST_SCRIPTS_DIR"
+
+// ScriptsDir returns the folder of the service scripts: $OPPSYNC_TEST_SCRIPTS_DIR,
+// or the repository's test/ folder.
+func ScriptsDir() (string, error) {
+	if d := os.Getenv(EnvScriptsDir); d != "" {
+		if !fileExists(filepath.Join(d, "kafka.sh")) {
+			return "", fmt.Errorf("%s=%s has no kafka.sh", EnvScriptsDir, d)
+		}
+		return filepath.Abs(d)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "test"), nil
 }
 
 // repoRoot finds the module root (go.mod beside test/kafka.sh) above the

@@ -391,3 +391,32 @@ func TestRedisRollbackReplays(t *testing.T) {
 	}
 	p.stop(30 * time.Second)
 }
+
+// With Redis unreachable at start, the process is up (/healthz 200) and
+// says why it is not ready (/readyz 503 naming Redis), instead of being
+// silent until a liveness probe kills it.
+func TestHealthWhileRedisUnreachable(t *testing.T) {
+	e := newEnv(t, 1)
+	e.redisAddr = freeAddr(t) // nothing listens there
+	p := e.spawn()
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
+		resp, err := http.Get("http://" + p.http + "/healthz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, "healthz " + itoa(resp.StatusCode)
+	})
+	resp, err := http.Get("http://" + p.http + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "redis") {
+		t.Fatalf("readyz = %d %s, want 503 naming redis", resp.StatusCode, body)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM while waiting for Redis", code)
+	}
+}

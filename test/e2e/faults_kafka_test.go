@@ -1,0 +1,53 @@
+//go:build faults
+
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/oppsync/oppsync/internal/testenv"
+)
+
+// The broker is stopped mid-stream and started again on the same port with
+// the same log (test/kafka.sh stop/start): oppsync reports not ready while it
+// is gone, keeps running, rejoins by itself, and every expected entry is
+// present exactly once.
+func TestFaultKafkaRestartMidStream(t *testing.T) {
+	e := newEnv(t, 1)
+	chs, want := e.generated(3000, 61, 150)
+	msgs := e.encode(e.encoder(), chs...)
+	w := e.writer()
+	e.publish(w, msgs[:1500]...)
+	p := e.start()
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		return e.consumedAll(300), "waiting for the consumer to be under way"
+	})
+
+	testenv.StopKafka(t)
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			testenv.StartKafka(t)
+		}
+	})
+	testenv.Eventually(t, 90*time.Second, func() (bool, string) {
+		if !p.alive() {
+			t.Fatalf("oppsync exited while the broker was down:\n%s", tail(p.log(), 30))
+		}
+		code, body := readyz(p)
+		return code == 503, "readyz while the broker is down: " + itoa(code) + " " + body
+	})
+	testenv.StartKafka(t)
+	restarted = true
+
+	e.publish(w, msgs[1500:]...)
+	e.waitConsumedAndCompare(want, 3*time.Minute)
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
+		code, body := readyz(p)
+		return code == 200, "readyz after the restart: " + itoa(code) + " " + body
+	})
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}

@@ -1,0 +1,69 @@
+//go:build faults
+
+package e2e
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oppsync/oppsync/internal/testenv"
+)
+
+// SIGTERM while events are published as fast as the producer can: the
+// process drains what it fetched, commits, and exits 0 within
+// shutdown_timeout; afterwards the positions stored in Redis and the
+// group's committed offsets agree partition by partition (what was applied
+// was committed, nothing unapplied was), and a restart ends with exactly
+// the expected entries.
+func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
+	e := newEnv(t, 1)
+	const shutdownTimeout = 20 * time.Second
+	e.extra["OPPSYNC_SHUTDOWN_TIMEOUT"] = shutdownTimeout.String()
+	chs, want := e.generated(5000, 81, 250)
+	msgs := e.encode(e.encoder(), chs...)
+	w := e.writer()
+	p := e.start()
+	// About 2500 messages/s, so that publishing is still going on at the
+	// signal.
+	pub := e.publishAsync(w, msgs, 50, 20*time.Millisecond)
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		n := pub.published.Load()
+		return n >= 1500 && e.consumedAll(500), fmt.Sprintf("%d published, waiting for 1500 published and 500 applied", n)
+	})
+
+	code, took := p.stop(2 * shutdownTimeout)
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGTERM under load:\n%s", code, tail(p.log(), 20))
+	}
+	if took > shutdownTimeout {
+		t.Fatalf("stopping took %s, more than shutdown_timeout %s", took, shutdownTimeout)
+	}
+	if !strings.Contains(p.log(), "stopped cleanly") {
+		t.Fatalf("no clean stop logged:\n%s", tail(p.log(), 20))
+	}
+	pos := e.positions()
+	committed, err := e.committed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(pos, committed) {
+		t.Fatalf("after a graceful stop the applied positions and the committed offsets differ:\napplied   %v\ncommitted %v", pos, committed)
+	}
+	var applied int64
+	for _, v := range pos {
+		applied += v
+	}
+	t.Logf("stopped in %s with %d of %d messages published, %d applied and committed", took.Round(time.Millisecond), pub.published.Load(), len(msgs), applied)
+
+	if err := pub.wait(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	p = e.start()
+	e.waitConsumedAndCompare(want, 3*time.Minute)
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}
