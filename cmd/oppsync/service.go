@@ -218,7 +218,8 @@ func (s *service) ready(ctx context.Context) error {
 // within shutdown_timeout.
 func (s *service) run(ctx context.Context) error {
 	defer s.rdb.Close()
-	// The API's in-memory view of the replica follows the changes stream.
+	// The API's in-memory view of the replica follows the changes stream
+	// once the first filter query asks for it.
 	viewCtx, stopView := context.WithCancel(context.Background())
 	defer stopView()
 	view, err := state.NewView(s.store, state.ViewConfig{OnError: func(err error) {
@@ -228,11 +229,16 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 	viewDone := make(chan struct{})
-	go func() { defer close(viewDone); _ = view.Run(viewCtx) }()
-	defer func() { stopView(); <-viewDone }()
+	lazy := newLazyView(viewCtx, view, func(ctx context.Context) { defer close(viewDone); _ = view.Run(ctx) })
+	defer func() {
+		stopView()
+		if lazy.started() {
+			<-viewDone
+		}
+	}()
 
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
-		Queries:    view,
+		Queries:    lazy,
 		Gatherer:   s.reg,
 		Registerer: s.reg,
 		Currency:   s.cfg.Currency.Default,
@@ -240,7 +246,7 @@ func (s *service) run(ctx context.Context) error {
 			"redis":    s.store.Ping,
 			"kafka":    func(context.Context) error { return s.src.Ready() },
 			"pipeline": func(context.Context) error { return s.pipe.Ready() },
-			"view":     view.Ready,
+			"view":     lazy.Ready,
 		},
 	}, s.log.With().Str("component", "api").Logger())
 	if err != nil {

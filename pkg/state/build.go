@@ -83,9 +83,9 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			}
 			l := p.groups[oppID]
 			before := s.contributions(l.g)
-			newRole := ""
+			pr := priorOf(l.g)
 			if ev.Entity == cdc.EntityContactRole && l.g.Roles[id] == nil {
-				newRole = id
+				pr.newRole = id
 			}
 			res := triggers.Apply(s.tcfg, l.g, triggers.Change{Event: ev, RecordID: id, NowMillis: now.UnixMilli()})
 			if res.Duplicate {
@@ -98,7 +98,7 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			t := newTx(s.k.opp(oppID), l.rev, s.k.positions())
 			l.rev++
 			c := BatchResult{Applied: 1}
-			s.writeChange(t, l.g, ev, id, newRole, res, before, s.contributions(l.g), now)
+			s.writeChange(t, l.g, ev, id, pr, res, before, s.contributions(l.g), now)
 			if res.Stale && !resynced {
 				s.resync(t, ev)
 				c.Resync = map[string]int{ev.Entity: 1}
@@ -220,7 +220,7 @@ func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
 }
 
 // writeChange adds the writes of one applied record change to t.
-func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID, newRole string, res triggers.Result,
+func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID string, pr prior, res triggers.Result,
 	before, after map[string]contribution, now time.Time) {
 	o := &g.Opp
 	oppKey := s.k.opp(o.ID)
@@ -245,17 +245,17 @@ func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID, n
 	if len(nulled) > 0 {
 		t.op("HDEL", oppKey, nulled...)
 	}
-	if ev.Entity == cdc.EntityOpportunity && o.Known {
+	if ev.Entity == cdc.EntityOpportunity && o.Known && !pr.known {
 		t.op("SADD", s.k.opps(), o.ID)
 	}
-	if ev.Entity == cdc.EntityOpportunity && !res.Stale && !o.Stale {
+	if ev.Entity == cdc.EntityOpportunity && pr.stale && !o.Stale {
 		t.op("SREM", s.k.stale(cdc.EntityOpportunity), o.ID)
 	}
 	if res.Stale {
 		t.op("SADD", s.k.stale(ev.Entity), recordID)
 	}
 
-	s.writeRoles(t, g, res.Roles, ev.Entity, newRole)
+	s.writeRoles(t, g, res.Roles, ev.Entity, pr)
 	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
 	s.writeTriggers(t, g, res.Triggers, now)
 	s.noteChange(t, o.ID)
@@ -267,10 +267,38 @@ func (s *Store) noteChange(t *tx, oppID string) {
 	t.op("XADD", s.k.stream(StreamChanges), "MAXLEN", "~", changesMaxLen, "*", "opp", oppID)
 }
 
+// prior is what a change needs to know of the group before it, to skip
+// index writes that cannot change anything.
+type prior struct {
+	known, stale bool
+	pending      map[string]bool // roles pending before
+	staleRoles   map[string]bool // roles stale before
+	newRole      string          // a role the group did not have
+}
+
+func priorOf(g *triggers.Group) prior {
+	p := prior{known: g.Opp.Known, stale: g.Opp.Stale}
+	for id, r := range g.Roles {
+		if r.Pending {
+			if p.pending == nil {
+				p.pending = map[string]bool{}
+			}
+			p.pending[id] = true
+		}
+		if r.Stale {
+			if p.staleRoles == nil {
+				p.staleRoles = map[string]bool{}
+			}
+			p.staleRoles[id] = true
+		}
+	}
+	return p
+}
+
 // writeRoles writes the contact roles a change touched, and their place in
-// the pending index; newRole (a role the group did not have) also gets its
+// the pending and stale indexes; a role new to the group also gets its
 // role → opportunity mapping, which never changes afterwards.
-func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity, newRole string) {
+func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string, pr prior) {
 	seen := map[string]bool{}
 	for _, id := range ids {
 		if seen[id] {
@@ -279,16 +307,16 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity, newRo
 		seen[id] = true
 		r := g.Roles[id]
 		t.op("HSET", s.k.roles(g.Opp.ID), id, encodeRole(r))
-		if id == newRole {
+		if id == pr.newRole {
 			t.op("HSET", s.k.roleOpp(), id, g.Opp.ID)
 		}
 		member := g.Opp.ID + "|" + id
 		if r.Pending {
 			t.op("ZADD", s.k.pending(), r.Deadline, member)
-		} else {
+		} else if pr.pending[id] {
 			t.op("ZREM", s.k.pending(), member)
 		}
-		if entity == cdc.EntityContactRole && !r.Stale {
+		if entity == cdc.EntityContactRole && !r.Stale && pr.staleRoles[id] {
 			t.op("SREM", s.k.stale(cdc.EntityContactRole), id)
 		}
 	}

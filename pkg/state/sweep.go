@@ -49,6 +49,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	for _, id := range ids {
 		l := groups[id]
 		before := s.contributions(l.g)
+		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
 		t := newTx(s.k.opp(id), l.rev, s.k.positions())
 		if res.Duplicate {
@@ -65,7 +66,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 				continue
 			}
 		} else {
-			s.writeRoles(t, l.g, res.Roles, "", "")
+			s.writeRoles(t, l.g, res.Roles, "", pr)
 			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
 			s.writeTriggers(t, l.g, res.Triggers, now)
 			s.noteChange(t, id)
