@@ -16,6 +16,13 @@
 //     never runs ahead of the state: it is written in the same script as the
 //     change of the message before it.
 //
+// Readers: View keeps an in-memory copy of every opportunity group of an
+// org, loaded at start and kept current by tailing the changes stream every
+// apply script appends to; the API answers filter queries from it. Record
+// lookups (an opportunity, a person's opportunities) read Redis directly.
+// ApplyEvents applies changes that did not come from Kafka (imports,
+// resyncs) with the same scripts, without a partition position.
+//
 // The package emits no metrics itself; ApplyBatch returns counts that
 // pkg/pipeline turns into metrics, and Stats serves the gauges.
 package state
