@@ -62,12 +62,21 @@ type env struct {
 }
 
 func newEnv(t *testing.T, topics int) *env {
+	return newEnvOn(t, testenv.KafkaBrokers(t), testenv.RedisAddr(t), testenv.NewRedis(t), testenv.UniqueName(t, "org"), topics)
+}
+
+// newEnvOn is newEnv for services other than the default test ones: brokers
+// (plaintext, for the test's own producer and topic admin), the redis
+// address(es) oppsync gets, and rdb, the client the test reads the streams
+// with.
+func newEnvOn(t *testing.T, brokers []string, redisAddrs string, rdb *redis.Client, org string, topics int) *env {
+	t.Helper()
 	e := &env{
 		t:         t,
-		brokers:   testenv.KafkaBrokers(t),
-		redisAddr: testenv.RedisAddr(t),
-		rdb:       testenv.NewRedis(t),
-		org:       testenv.UniqueName(t, "org"),
+		brokers:   brokers,
+		redisAddr: redisAddrs,
+		rdb:       rdb,
+		org:       org,
 		group:     testenv.UniqueName(t, "group"),
 		schemaDir: t.TempDir(),
 		extra:     map[string]string{},

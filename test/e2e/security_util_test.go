@@ -15,40 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/synth"
-	"github.com/oppsync/oppsync/schemas"
 )
-
-// newEnvOn is newEnv for services other than the default test ones: brokers
-// (plaintext, for the test's own producer and topic admin), the redis
-// address(es) oppsync gets, and rdb, the client the test reads the streams
-// with.
-func newEnvOn(t *testing.T, brokers []string, redisAddrs string, rdb *redis.Client, org string, topics int) *env {
-	t.Helper()
-	e := &env{
-		t:         t,
-		brokers:   brokers,
-		redisAddr: redisAddrs,
-		rdb:       rdb,
-		org:       org,
-		group:     testenv.UniqueName(t, "group"),
-		schemaDir: t.TempDir(),
-		extra:     map[string]string{},
-	}
-	for i := 0; i < topics; i++ {
-		topic := testenv.UniqueName(t, fmt.Sprintf("t%d", i))
-		testenv.CreateTopic(t, e.brokers, topic, 4)
-		e.topics = append(e.topics, topic)
-	}
-	if err := schemas.WriteDir(e.schemaDir); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // scriptsDir is the folder of the service scripts (test/ of the repository,
 // or $OPPSYNC_TEST_SCRIPTS_DIR).
