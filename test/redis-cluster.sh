@@ -33,7 +33,18 @@ start_node() {
 	if pid_alive "$d/redis.pid" redis-server; then
 		return 0
 	fi
-	port=$(read_or_pick_port "$d/port")
+	if [[ ! -s $d/port ]]; then
+		# Data port and cluster bus (port + 10000) both below Linux's
+		# ephemeral range (32768-60999), so no outgoing connection takes the
+		# bus port between the check and the bind.
+		local p tries
+		for tries in $(seq 1 200); do
+			p=$((20000 + RANDOM % 2700))
+			port_in_use "$p" || port_in_use $((p + 10000)) || break
+		done
+		echo "$p" >"$d/port"
+	fi
+	port=$(<"$d/port")
 	port_in_use "$port" && die "port $port (from $d/port) is taken by another process; remove $DIR"
 	# The cluster bus listens on port + 10000: keep it free as well.
 	port_in_use $((port + 10000)) && die "cluster bus port $((port + 10000)) of node $i is taken; remove $DIR"
@@ -84,9 +95,12 @@ cmd_start() {
 	done
 	for ((i = 1; i <= NODES; i++)); do
 		port=$(<"$(node_dir "$i")/port")
-		deadline=$((SECONDS + 20))
+		deadline=$((SECONDS + 60))
 		until [[ $(cli "$port" ping 2>/dev/null) == PONG ]]; do
-			((SECONDS < deadline)) || die "node $i (port $port) did not answer PING within 20s; see $(node_dir "$i")/redis.log"
+			if ((SECONDS >= deadline)); then
+				tail -n 20 "$(node_dir "$i")/redis.log" >&2 2>/dev/null || true
+				die "node $i (port $port) did not answer PING within 60s; see $(node_dir "$i")/redis.log"
+			fi
 			sleep 0.1
 		done
 	done
