@@ -448,3 +448,16 @@ func TestPruneActivity(t *testing.T) {
 		t.Fatalf("people after pruning = %v, want only 003P (who still holds a role)", people)
 	}
 }
+
+func TestDeleteClearsTheStaleIndex(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.apply(oppEv(cdc.Create, "006A", "Name", "Acme"), oppEv(cdc.GapUpdate, "006A"))
+	if st, _ := f.s.Stats(ctx); st.StaleRecords != 1 {
+		t.Fatalf("stale records after a gap = %d, want 1", st.StaleRecords)
+	}
+	f.apply(oppEv(cdc.Delete, "006A"))
+	if st, _ := f.s.Stats(ctx); st.StaleRecords != 0 {
+		t.Fatalf("stale records after the delete = %d, want 0", st.StaleRecords)
+	}
+}

@@ -124,6 +124,8 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 		}
 		wasLive := o.Live()
 		o.Life, o.Version, o.Deleted = ev.Version, ev.Version, true
+		// A deleted record has nothing left to re-read: it is no longer stale.
+		o.Stale = false
 		res.Changed = true
 		if wasLive {
 			for _, r := range g.SortedRoles() {

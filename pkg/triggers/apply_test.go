@@ -280,3 +280,16 @@ func TestSnapshotDerivesExpectedRevenue(t *testing.T) {
 		t.Fatalf("ExpectedRevenue = %+v, want the event's 700", er)
 	}
 }
+
+func TestDeleteClearsStale(t *testing.T) {
+	g := NewGroup("006A")
+	Apply(testCfg, g, opp(cdc.Create, "006A", 10, "Name", "x").change())
+	Apply(testCfg, g, opp(cdc.GapUpdate, "006A", 11).change())
+	if !g.Opp.Stale {
+		t.Fatal("gap did not mark the opportunity stale")
+	}
+	Apply(testCfg, g, opp(cdc.Delete, "006A", 12).change())
+	if g.Opp.Stale || !g.Opp.Deleted {
+		t.Fatalf("after delete: stale %v deleted %v, want false, true", g.Opp.Stale, g.Opp.Deleted)
+	}
+}
