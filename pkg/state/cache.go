@@ -18,18 +18,18 @@ func newGroupCache(max int) *groupCache {
 	return &groupCache{m: map[string]*loaded{}, max: max}
 }
 
-// get returns a private copy of the cached group.
+// get takes the cached group out of the cache: the caller owns it (and
+// mutates it) until it puts it back, so no copy is needed; a concurrent
+// caller for the same group misses and reads Redis instead.
 func (c *groupCache) get(id string) (*loaded, bool) {
 	if c.max <= 0 {
 		return nil, false
 	}
 	c.mu.Lock()
 	l, ok := c.m[id]
+	delete(c.m, id)
 	c.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	return &loaded{g: l.g.Clone(), rev: l.rev}, true
+	return l, ok
 }
 
 // put takes ownership of groups that are now what Redis holds.

@@ -204,6 +204,10 @@ func (r *BatchResult) add(o BatchResult) {
 
 const maxAttempts = 20
 
+// sliceItems is how many messages are built before their script calls are
+// sent, so that building the next slice overlaps Redis running this one.
+const sliceItems = 128
+
 // ApplyBatch writes the effects of a batch of messages of one partition, in
 // offset order, and advances the partition's stored position past them. It
 // returns nil only when all of them are durable in Redis. A *RewindError
@@ -271,7 +275,54 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	if err != nil {
 		return res, false, err
 	}
-	txs, counts := s.build(p, field, stored, todo)
+	// Build the writes slice by slice and hand each slice's script calls to
+	// one executor goroutine, so Redis runs a slice while the next is built.
+	// The executor keeps the order; a call that finds the position or a
+	// group moved stops the chain exactly as one big pipeline would.
+	var txs []plannedTx
+	var counts []BatchResult
+	var chunks []*chunk
+	var cmds []*redis.Cmd
+	jobs := make(chan []*chunk, 16)
+	done := make(chan [][]*redis.Cmd, 1)
+	go func() {
+		var all [][]*redis.Cmd
+		for cs := range jobs {
+			pipe := s.rdb.Pipeline()
+			out := make([]*redis.Cmd, len(cs))
+			for i, c := range cs {
+				out[i] = c.run(ctx, pipe)
+			}
+			_, _ = pipe.Exec(ctx)
+			all = append(all, out)
+		}
+		done <- all
+	}()
+	pos := stored
+	for from := 0; from < len(todo); from += sliceItems {
+		to := min(from+sliceItems, len(todo))
+		t, c := s.build(p, field, pos, todo[from:to])
+		if len(t) == 0 {
+			continue
+		}
+		cs := s.chunks(t, field, pos)
+		for _, ch := range cs {
+			ch.first += len(txs)
+		}
+		txs = append(txs, t...)
+		counts = append(counts, c...)
+		chunks = append(chunks, cs...)
+		for _, pt := range t {
+			if pt.tx.posField != "" {
+				pos = pt.tx.posNew
+			}
+		}
+		jobs <- cs
+	}
+	close(jobs)
+	for _, out := range <-done {
+		cmds = append(cmds, out...)
+	}
 	if len(txs) == 0 {
 		return res, true, nil
 	}
@@ -295,13 +346,6 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 		s.cache.evict(bad)
 		s.cache.put(good)
 	}()
-	chunks := s.chunks(txs, field, stored)
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(chunks))
-	for i, c := range chunks {
-		cmds[i] = c.run(ctx, pipe)
-	}
-	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
 		failedFrom = chunks[i].first
 		n, err := c.Int()
