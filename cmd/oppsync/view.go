@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/state"
@@ -11,7 +12,8 @@ import (
 // lazyView starts the in-memory view of the replica on the first filter
 // query, so an instance that only consumes never pays for following every
 // change. Until the view has loaded, queries answer "not ready" (503) and
-// the readiness check reports it; record lookups read Redis directly.
+// the readiness check reports it; a query waits for the load within its
+// deadline. Record lookups read Redis directly.
 type lazyView struct {
 	view  *state.View
 	start func()
@@ -37,9 +39,19 @@ func (l *lazyView) started() bool {
 	}
 }
 
-// Query starts the view if needed, then answers from it.
+// Query starts the view if needed and waits for it to load, within the
+// request's deadline, then answers from it.
 func (l *lazyView) Query(ctx context.Context, q *filters.Query) ([]string, string, error) {
 	l.once.Do(l.start)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for l.view.Ready(ctx) != nil {
+		select {
+		case <-ctx.Done():
+			return l.view.Query(ctx, q) // reports why: still loading
+		case <-tick.C:
+		}
+	}
 	return l.view.Query(ctx, q)
 }
 
