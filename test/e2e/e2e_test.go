@@ -310,6 +310,20 @@ func TestMetricsAndHealth(t *testing.T) {
 	if !strings.Contains(e.get(p, "/healthz"), "ok") {
 		t.Error("/healthz not ok")
 	}
+	// The first filter query of the instance loads the view and answers.
+	resp, err := http.Post("http://"+p.http+"/v1/people/query", "application/json",
+		strings.NewReader(`{"filters":[{"filter":"number_of_opportunities","op":"gte","value":1}],"limit":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qr struct {
+		PersonIDs []string `json:"person_ids"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&qr)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || len(qr.PersonIDs) == 0 {
+		t.Errorf("first query: %d %v %v", resp.StatusCode, err, qr)
+	}
 	code, took := p.stop(30 * time.Second)
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
