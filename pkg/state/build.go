@@ -228,22 +228,17 @@ func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID st
 	// The opportunity hash: metadata always (cheap), then the written fields.
 	args := []any{hKnown, flag(o.Known), hDeleted, flag(o.Deleted), hStale, flag(o.Stale),
 		hVersion, o.Version.String(), hLife, o.Life.String()}
-	var nulled []any
 	for _, f := range res.Fields {
-		args = append(args, "v:"+f, o.FieldVersions[f].String())
-		if v, ok := o.Fields[f]; ok {
-			args = append(args, "f:"+f, encodeValue(v))
-		} else {
-			nulled = append(nulled, "f:"+f)
+		v, ok := o.Fields[f]
+		if !ok {
+			v = cdc.Null
 		}
+		args = append(args, "f:"+f, encodeField(o.FieldVersions[f], v))
 	}
 	// A contact-role change never alters the opportunity's own fields or
 	// flags, so its hash is only written for opportunity changes.
 	if ev.Entity == cdc.EntityOpportunity || len(res.Fields) > 0 {
 		t.op("HSET", oppKey, args...)
-	}
-	if len(nulled) > 0 {
-		t.op("HDEL", oppKey, nulled...)
 	}
 	if ev.Entity == cdc.EntityOpportunity && o.Known && !pr.known {
 		t.op("SADD", s.k.opps(), o.ID)

@@ -69,3 +69,18 @@ func TestActivityJSONMatchesTheActivityType(t *testing.T) {
 		t.Errorf("rolesJSON(nil) = %s", got)
 	}
 }
+
+func TestEncodeFieldRoundTrip(t *testing.T) {
+	ver := cdc.Version{CommitTimestamp: 1764347041123, CommitNumber: 42, SequenceNumber: 3}
+	for _, v := range []cdc.Value{cdc.Null, cdc.String("a|b"), cdc.Number(5), cdc.DateFromDays(7)} {
+		gotVer, got, err := decodeField(encodeField(ver, v))
+		if err != nil || got != v || gotVer != ver {
+			t.Errorf("round trip of %+v = %v %+v %v", v, gotVer, got, err)
+		}
+	}
+	for _, bad := range []string{"", "no-version", "1.2|x1", "x|s\"a\""} {
+		if _, _, err := decodeField(bad); err == nil {
+			t.Errorf("decodeField(%q) accepted", bad)
+		}
+	}
+}

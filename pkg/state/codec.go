@@ -10,8 +10,9 @@ import (
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
-// Opportunity hash fields: "_..." metadata, "f:<Field>" values encoded by
-// encodeValue, "v:<Field>" the version that wrote the field.
+// Opportunity hash fields: "_..." metadata and "f:<Field>" holding the
+// version that last wrote the field and its value (encodeField); a null
+// value keeps its version, so an older change cannot bring it back.
 const (
 	hRev     = "_rev"
 	hKnown   = "_known"
@@ -35,6 +36,32 @@ var codeKinds = map[byte]cdc.Kind{
 // that dates survive the round trip.
 func encodeValue(v cdc.Value) string {
 	return string(kindCodes[v.Kind]) + v.JSON()
+}
+
+// encodeField stores a field's version and value as "<version>|<value>",
+// the value empty for null.
+func encodeField(v cdc.Version, val cdc.Value) string {
+	if val.IsNull() {
+		return v.String() + "|"
+	}
+	return v.String() + "|" + encodeValue(val)
+}
+
+// decodeField reverses encodeField.
+func decodeField(s string) (cdc.Version, cdc.Value, error) {
+	ver, val, ok := strings.Cut(s, "|")
+	if !ok {
+		return cdc.Version{}, cdc.Null, fmt.Errorf("stored field %q has no version", s)
+	}
+	v, err := cdc.ParseVersion(ver)
+	if err != nil {
+		return cdc.Version{}, cdc.Null, err
+	}
+	if val == "" {
+		return v, cdc.Null, nil
+	}
+	value, err := decodeValue(val)
+	return v, value, err
 }
 
 func decodeValue(s string) (cdc.Value, error) {
@@ -63,17 +90,14 @@ func decodeOpp(o *triggers.Opportunity, h map[string]string) (int64, error) {
 	for k, v := range h {
 		switch {
 		case strings.HasPrefix(k, "f:"):
-			val, derr := decodeValue(v)
+			ver, val, derr := decodeField(v)
 			if derr != nil {
 				return 0, fmt.Errorf("opportunity %s field %s: %w", o.ID, k[2:], derr)
 			}
-			o.Fields[k[2:]] = val
-		case strings.HasPrefix(k, "v:"):
-			ver, verr := cdc.ParseVersion(v)
-			if verr != nil {
-				return 0, fmt.Errorf("opportunity %s: %w", o.ID, verr)
-			}
 			o.FieldVersions[k[2:]] = ver
+			if !val.IsNull() {
+				o.Fields[k[2:]] = val
+			}
 		case k == hRev:
 			rev, err = strconv.ParseInt(v, 10, 64)
 		case k == hKnown:
