@@ -155,10 +155,12 @@ func dropOrg(rdb *redis.Client, org string) {
 	}
 }
 
-// field returns the stored (encoded) value of an opportunity field, "" if none.
+// field returns the stored (encoded) value of an opportunity field, "" if
+// none or null: the hash field holds "<version>|<value>".
 func (e *env) field(id, name string) string {
 	v, _ := e.rdb.HGet(context.Background(), "oppsync:{"+e.org+"}:opp:"+id, "f:"+name).Result()
-	return v
+	_, val, _ := strings.Cut(v, "|")
+	return val
 }
 
 // count returns the person's number_of_opportunities aggregate.
