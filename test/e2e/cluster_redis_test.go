@@ -25,8 +25,10 @@ func redisCluster(t *testing.T) []string {
 		return strings.Split(v, ",")
 	}
 	env := []string{"REDIS_CLUSTER_DIR=" + t.TempDir()}
-	runScript(t, env, "redis-cluster.sh", "start")
+	// Registered first: a start that fails half way still stops the nodes
+	// it started.
 	t.Cleanup(func() { runScript(t, env, "redis-cluster.sh", "stop") })
+	runScript(t, env, "redis-cluster.sh", "start")
 	addrs := exportedVar(runScript(t, env, "redis-cluster.sh", "env"), envRedisClusterAddrs)
 	if addrs == "" {
 		t.Fatal("redis-cluster.sh env printed no addresses")

@@ -61,8 +61,9 @@ func newSecureWorld(t *testing.T) *secureWorld {
 	// temporary folder, with the SCRAM user created at format time.
 	kenv := []string{"KAFKA_RUN_DIR=" + t.TempDir(), "KAFKA_SASL_SSL_CERTS=" + w.certs,
 		"KAFKA_SCRAM_USER=" + w.kafkaUser, "KAFKA_SCRAM_PASSWORD=" + w.kafkaPassword}
-	runScript(t, kenv, "kafka.sh", "start")
+	// Registered first: a start that times out still stops the broker.
 	t.Cleanup(func() { runScript(t, kenv, "kafka.sh", "stop") })
+	runScript(t, kenv, "kafka.sh", "start")
 	out := runScript(t, kenv, "kafka.sh", "env")
 	w.plainBrokers = []string{exportedVar(out, testenv.EnvKafkaBrokers)}
 	w.saslBrokers = exportedVar(out, "OPPSYNC_TEST_KAFKA_SASL_SSL_BROKERS")
