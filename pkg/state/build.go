@@ -377,7 +377,12 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 	if g.Opp.Known {
 		snapshot = snapshotJSON(s.Snapshot(&g.Opp))
 	}
-	commons := map[string]string{} // source+snapshot → common set id
+	type commonKey struct {
+		entity, record string
+		version        cdc.Version
+		noSnapshot     bool
+	}
+	commons := map[commonKey]string{} // source+snapshot → common set id
 	type personActivity struct {
 		members []any // score, member pairs
 		last    int64
@@ -390,7 +395,7 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 			snap = "null"
 		}
 		src := tr.Source
-		ckey := src.Entity + "|" + src.RecordID + "|" + src.Version.String() + "|" + strconv.FormatBool(tr.NoSnapshot)
+		ckey := commonKey{src.Entity, src.RecordID, src.Version, tr.NoSnapshot}
 		cid, ok := commons[ckey]
 		if !ok {
 			cid = strconv.Itoa(len(commons))

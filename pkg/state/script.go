@@ -7,10 +7,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Script results of a one-change call (see batchScript).
+// Script results of a one-change call (see batchScript): applied, or the
+// partition position was not the expected one (a moved group returns 0).
 const (
 	scriptApplied     = 1
-	scriptRevConflict = 0
 	scriptPosConflict = -2
 )
 

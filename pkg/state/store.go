@@ -109,9 +109,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // Org returns the org the store serves.
 func (s *Store) Org() string { return s.cfg.Org }
 
-// Currency returns the currency every amount is labelled with.
-func (s *Store) Currency() string { return s.cfg.Currency }
-
 func posField(topic string, partition int) string {
 	return topic + "/" + strconv.Itoa(partition)
 }

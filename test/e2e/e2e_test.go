@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,15 +44,7 @@ func TestGeneratedWorkloadExactlyOnce(t *testing.T) {
 	got := e.waitTriggers(len(want), 3*time.Minute)
 	// Let anything extra that was still in flight land before comparing.
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-		var pos map[string]string
-		pos, _ = e.rdb.HGetAll(context.Background(), "oppsync:{"+e.org+"}:positions").Result()
-		total := 0
-		for _, v := range pos {
-			n := 0
-			_, _ = fmtSscan(v, &n)
-			total += n
-		}
-		return total == len(chs), "positions sum to " + itoa(total)
+		return e.consumedAll(len(chs)), "positions not at the end yet"
 	})
 	got = e.triggers()
 	compare(t, got, want)
@@ -109,8 +103,7 @@ func (e *env) consumedAll(n int) bool {
 	pos, _ := e.rdb.HGetAll(context.Background(), "oppsync:{"+e.org+"}:positions").Result()
 	total := 0
 	for _, v := range pos {
-		k := 0
-		_, _ = fmtSscan(v, &k)
+		k, _ := strconv.Atoi(v)
 		total += k
 	}
 	return total >= n
@@ -137,7 +130,7 @@ func TestPendingRoleAcrossTopics(t *testing.T) {
 	e.publish(w, e.encode(enc, addA, addB)...)
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := e.metric(p, "oppsync_pending_roles")
-		return n == 2, "pending roles " + ftoa(n)
+		return n == 2, fmt.Sprint("pending roles ", n)
 	})
 	if n := len(e.triggers()); n != 0 {
 		t.Fatalf("%d entries before the opportunity arrived", n)
@@ -419,7 +412,7 @@ func TestHealthWhileRedisUnreachable(t *testing.T) {
 			return false, err.Error()
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200, "healthz " + itoa(resp.StatusCode)
+		return resp.StatusCode == 200, fmt.Sprint("healthz ", resp.StatusCode)
 	})
 	resp, err := http.Get("http://" + p.http + "/readyz")
 	if err != nil {

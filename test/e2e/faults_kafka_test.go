@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestFaultKafkaRestartMidStream(t *testing.T) {
 			t.Fatalf("oppsync exited while the broker was down:\n%s", tail(p.log(), 30))
 		}
 		code, body := readyz(p)
-		return code == 503, "readyz while the broker is down: " + itoa(code) + " " + body
+		return code == 503, "readyz while the broker is down: " + strconv.Itoa(code) + " " + body
 	})
 	testenv.StartKafka(t)
 	restarted = true
@@ -45,7 +46,7 @@ func TestFaultKafkaRestartMidStream(t *testing.T) {
 	e.waitConsumedAndCompare(want, 3*time.Minute)
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, body := readyz(p)
-		return code == 200, "readyz after the restart: " + itoa(code) + " " + body
+		return code == 200, "readyz after the restart: " + strconv.Itoa(code) + " " + body
 	})
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func TestFaultRedisOutageMidStream(t *testing.T) {
 	e.waitConsumedAndCompare(want, 3*time.Minute)
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, body := readyz(p)
-		return code == 200, "readyz after the restart: " + itoa(code) + " " + body
+		return code == 200, "readyz after the restart: " + strconv.Itoa(code) + " " + body
 	})
 	if n := len(e.stream("dlq")); n != 0 {
 		t.Errorf("%d dead letters: a transient failure must never be dead-lettered", n)
