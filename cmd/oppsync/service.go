@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/api"
+	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
@@ -103,7 +104,7 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if opts.observer != nil {
 		s.pipe.SetObserver(opts.observer)
 	}
-	s.src, err = source.New(sourceConfig(cfg), s.pipe, s.store, s.reg, log)
+	s.src, err = source.New(sourceConfig(cfg), aheadPipeline{s.pipe}, s.store, s.reg, log)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
@@ -362,4 +363,12 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+// aheadPipeline lets the source begin a partition's next batch while Redis
+// applies the previous one (source.AheadHandler).
+type aheadPipeline struct{ *pipeline.Pipeline }
+
+func (a aheadPipeline) BeginBatch(ctx context.Context, msgs []cdc.Message) source.Pending {
+	return a.Pipeline.BeginBatch(ctx, msgs)
 }

@@ -113,25 +113,108 @@ func (p *Pipeline) healthy() {
 // as long as ctx allows; on cancellation it returns ctx's error and the
 // batch must not be committed. A *state.RewindError is returned as is.
 func (p *Pipeline) HandleBatch(ctx context.Context, msgs []cdc.Message) error {
-	items := make([]state.Item, len(msgs))
-	for i := range msgs {
-		it, err := p.decode(ctx, &msgs[i])
-		if err != nil {
-			return err
-		}
-		items[i] = it
+	items, err := p.decodeAll(ctx, msgs)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	res, err := p.apply(ctx, items)
 	if err != nil {
 		return err
 	}
+	p.done(items, res, start)
+	return nil
+}
+
+func (p *Pipeline) decodeAll(ctx context.Context, msgs []cdc.Message) ([]state.Item, error) {
+	items := make([]state.Item, len(msgs))
+	for i := range msgs {
+		it, err := p.decode(ctx, &msgs[i])
+		if err != nil {
+			return nil, err
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// done records a durable batch.
+func (p *Pipeline) done(items []state.Item, res state.BatchResult, start time.Time) {
 	p.m.applyTime.Observe(time.Since(start).Seconds())
 	p.record(items, res)
 	if p.observe != nil {
 		p.observe(items, res)
 	}
+}
+
+// Beginner is an Applier that can begin a batch before the previous batch
+// of its partition is durable (see state.Store.Begin).
+type Beginner interface {
+	Begin(ctx context.Context, items []state.Item) *state.Applying
+}
+
+// Pending is a batch BeginBatch started; it satisfies source.Pending.
+type Pending struct {
+	p     *Pipeline
+	ctx   context.Context
+	items []state.Item
+	start time.Time
+	err   error           // decoding failed
+	a     *state.Applying // nil: applied at Wait
+}
+
+// BeginBatch decodes msgs (one partition, offset order, following the
+// batch begun before) and, when the Applier is a Beginner, starts applying
+// them behind that batch, so that Redis runs one batch while the next is
+// decoded and built. Wait makes them durable, with HandleBatch's contract.
+func (p *Pipeline) BeginBatch(ctx context.Context, msgs []cdc.Message) *Pending {
+	pd := &Pending{p: p, ctx: ctx, start: time.Now()}
+	pd.items, pd.err = p.decodeAll(ctx, msgs)
+	if pd.err != nil {
+		return pd
+	}
+	if b, ok := p.app.(Beginner); ok {
+		pd.a = b.Begin(ctx, pd.items)
+	}
+	return pd
+}
+
+// Sync reports a batch that was not begun ahead: wait for it before
+// beginning the next.
+func (pd *Pending) Sync() bool { return pd.err != nil || pd.a == nil || pd.a.Sync() }
+
+// Wait returns once the batch is durable, retrying transient failures as
+// HandleBatch does.
+func (pd *Pending) Wait() error {
+	p := pd.p
+	if pd.err != nil {
+		return pd.err
+	}
+	var res state.BatchResult
+	var err error
+	if pd.a != nil {
+		res, err = pd.a.Wait()
+		var rw *state.RewindError
+		if errors.As(err, &rw) {
+			return err
+		}
+	}
+	if pd.a == nil || err != nil {
+		// Not begun ahead, or its fallback failed: apply it, retrying.
+		if res, err = p.apply(pd.ctx, pd.items); err != nil {
+			return err
+		}
+	}
+	p.done(pd.items, res, pd.start)
 	return nil
+}
+
+// Abandon gives the batch up without applying it: the batch before it
+// failed. Nothing of it is written.
+func (pd *Pending) Abandon() {
+	if pd.a != nil {
+		pd.a.Abandon()
+	}
 }
 
 // decode decodes one message, retrying transient failures.

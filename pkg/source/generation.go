@@ -254,12 +254,65 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 		s.setFetchErr(tp, nil)
 	}()
 
+	// A batch begun ahead (AheadHandler) while the next one is prepared.
+	ahead, _ := s.h.(AheadHandler)
+	type begun struct {
+		p           Pending
+		first, last int64
+		next, hwm   int64
+	}
+	var inflight *begun
+	// finish makes a batch durable and marks it handled; ok is false when
+	// the partition must stop (to, rewind as readFrom returns).
+	finish := func(b *begun, err error) (to int64, rewind, ok bool) {
+		if err != nil {
+			if g.handle.Err() != nil {
+				log.Warn().Err(err).Int64("first_offset", b.first).Int64("last_offset", b.last).
+					Msg("batch cancelled after the drain timeout; not committed")
+				return 0, false, false
+			}
+			var rw Rewinder
+			if errors.As(err, &rw) {
+				to := rw.RewindOffset()
+				if to < 0 {
+					to = kafka.FirstOffset
+				}
+				return to, true, false
+			}
+			g.fail(fmt.Errorf("handling %s/%d offsets %d-%d: %w", topic, a.ID, b.first, b.last, err))
+			return 0, false, false
+		}
+		g.markHandled(topic, a.ID, b.next)
+		if b.hwm >= b.next {
+			if *lagp == nil {
+				*lagp = s.m.lag.WithLabelValues(topic, strconv.Itoa(a.ID))
+			}
+			(*lagp).Set(float64(b.hwm - b.next))
+		}
+		return 0, false, true
+	}
+	wait := func(b *begun) (int64, bool, bool) { return finish(b, b.p.Wait()) }
+
 	for {
 		var first kafka.Message
-		select {
-		case <-g.stop.Done():
-			return 0, false
-		case first = <-msgs:
+		if inflight != nil {
+			select {
+			case first = <-msgs:
+			default:
+				// Nothing more to prepare: finish the batch in flight.
+				b := inflight
+				inflight = nil
+				if to, rw, ok := wait(b); !ok {
+					return to, rw
+				}
+				continue
+			}
+		} else {
+			select {
+			case <-g.stop.Done():
+				return 0, false
+			case first = <-msgs:
+			}
 		}
 		// Take what is already there, never wait for more: latency first,
 		// yet under load the channel refills while the handler works.
@@ -277,34 +330,34 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 			}
 		}
 		if g.stop.Err() != nil { // stopped: start no new work
+			if inflight != nil {
+				wait(inflight)
+			}
 			return 0, false
 		}
 		s.m.batchSize.Observe(float64(len(batch)))
-		if err := s.h.HandleBatch(g.handle, batch); err != nil {
-			first, last := batch[0].Offset, batch[len(batch)-1].Offset
-			if g.handle.Err() != nil {
-				log.Warn().Err(err).Int64("first_offset", first).Int64("last_offset", last).
-					Msg("batch cancelled after the drain timeout; not committed")
-				return 0, false
+		b := &begun{first: batch[0].Offset, last: batch[len(batch)-1].Offset, next: batch[len(batch)-1].Offset + 1, hwm: hwm}
+		if ahead == nil {
+			if to, rw, ok := finish(b, s.h.HandleBatch(g.handle, batch)); !ok {
+				return to, rw
 			}
-			var rw Rewinder
-			if errors.As(err, &rw) {
-				to := rw.RewindOffset()
-				if to < 0 {
-					to = kafka.FirstOffset
-				}
-				return to, true
-			}
-			g.fail(fmt.Errorf("handling %s/%d offsets %d-%d: %w", topic, a.ID, first, last, err))
-			return 0, false
+			continue
 		}
-		next := batch[len(batch)-1].Offset + 1
-		g.markHandled(topic, a.ID, next)
-		if hwm >= next {
-			if *lagp == nil {
-				*lagp = s.m.lag.WithLabelValues(topic, strconv.Itoa(a.ID))
+		b.p = ahead.BeginBatch(g.handle, batch)
+		if inflight != nil {
+			prev := inflight
+			inflight = nil
+			if to, rw, ok := wait(prev); !ok {
+				b.p.Abandon()
+				return to, rw
 			}
-			(*lagp).Set(float64(hwm - next))
+		}
+		if !b.p.Sync() {
+			inflight = b
+			continue
+		}
+		if to, rw, ok := wait(b); !ok {
+			return to, rw
 		}
 	}
 }

@@ -28,6 +28,27 @@ type Handler interface {
 	HandleBatch(ctx context.Context, msgs []cdc.Message) error
 }
 
+// AheadHandler is a Handler that can begin a batch before the previous
+// batch of the same partition is durable, so that applying one overlaps
+// preparing the next. The source then calls BeginBatch for each batch, in
+// offset order, and the Wait (or Abandon) of each Pending in the same
+// order, waiting for one batch before beginning the one after the next.
+type AheadHandler interface {
+	Handler
+	BeginBatch(ctx context.Context, msgs []cdc.Message) Pending
+}
+
+// Pending is a batch an AheadHandler began.
+type Pending interface {
+	// Sync reports a batch that must be waited for before the next is begun.
+	Sync() bool
+	// Wait blocks until the batch is durable, with HandleBatch's contract.
+	Wait() error
+	// Abandon gives the batch up when the one before it failed; nothing of
+	// it is written.
+	Abandon()
+}
+
 // Positions tells where to resume: the position stored with the state.
 type Positions interface {
 	// Position returns the next offset to consume for topic/partition as

@@ -37,7 +37,7 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 		if err != nil {
 			return total, err
 		}
-		txs, counts := s.build(p, "", "", items)
+		txs := s.build(p, "", "", items)
 		total.Duplicates += p.duplicates
 		total.Unresolved += p.unresolved
 		if len(txs) == 0 {
@@ -46,10 +46,10 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(txs))
 		for i, t := range txs {
-			cmds[i] = t.tx.run(ctx, pipe)
+			cmds[i] = t.run(ctx, pipe, s.k.stream(StreamChanges))
 		}
 		_, _ = pipe.Exec(ctx)
-		failed := map[string]bool{}
+		var failed []*tx
 		for i, c := range cmds {
 			n, err := c.Int()
 			if err != nil {
@@ -62,33 +62,29 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 				return total, fmt.Errorf("applying %d events: %w", len(items), err)
 			}
 			if n == scriptApplied {
-				total.add(counts[i])
+				total.add(txs[i].counts)
 				continue
 			}
-			failed[txs[i].group] = true
+			failed = append(failed, txs[i])
 		}
-		// Groups whose scripts all applied are current; the others are
+		// Groups whose calls all applied are current; the others are
 		// reloaded and their events retried (their records' duplicates are
 		// recognised by version).
-		good := map[string]*loaded{}
-		bad := map[string]*loaded{}
-		for id, l := range p.groups {
-			if failed[id] {
-				bad[id] = l
-			} else {
-				good[id] = l
-			}
-		}
-		s.cache.evict(bad)
-		s.cache.put(good)
+		s.keepGroups(p, failed)
 		if len(failed) == 0 {
 			return total, nil
+		}
+		retryGroups := map[string]bool{}
+		for _, t := range failed {
+			for _, g := range t.groups {
+				retryGroups[g] = true
+			}
 		}
 		total.Conflicts++
 		var retry []Item
 		for _, it := range items {
 			for _, id := range it.Event.RecordIDs {
-				if opp, ok := p.recordOpp(it.Event, id); ok && failed[opp] {
+				if opp, ok := p.recordOpp(it.Event, id); ok && retryGroups[opp] {
 					retry = append(retry, it)
 					break
 				}

@@ -11,31 +11,28 @@ import (
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
-// plannedTx is a script call and the opportunity group it writes ("" for
-// dead letters, resync notices and position-only calls).
-type plannedTx struct {
-	tx    *tx
-	group string
-}
-
-// build turns a batch into script calls chained by the partition position:
-// each call expects the position the previous one left. Messages that write
-// nothing only move the position, folded into the next call (or a final
-// position-only call).
-func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx, []BatchResult) {
-	var txs []plannedTx
-	var counts []BatchResult
-	cur := stored // the position the next script expects
+// build turns a batch into script calls (see tx) chained by the partition
+// position: each call expects the position the previous one left and
+// stores the position after the last message it completed. Messages that
+// write nothing only move the position of the call they fall in.
+func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
+	var txs []*tx
+	var cur *tx
 	now := s.cfg.Now()
-	emit := func(t *tx, group, next string, c BatchResult) {
-		if field != "" {
-			t.guardPosition(field, cur, next)
-			cur = next
+	open := func() *tx {
+		if cur == nil || cur.full() {
+			cur = newTx(s.k, field, expect)
+			cur.maxChanges = s.txChanges
+			txs = append(txs, cur)
 		}
-		txs = append(txs, plannedTx{tx: t, group: group})
-		counts = append(counts, c)
+		return cur
 	}
-	pending := "" // position of trailing messages that wrote nothing
+	done := func(next string) {
+		if field != "" && next != "" {
+			open().posNew = next
+			expect = next
+		}
+	}
 	for _, it := range items {
 		next := ""
 		if it.Msg != nil {
@@ -43,35 +40,30 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 		}
 		switch {
 		case it.DeadLetter != nil:
-			t := newUnguardedTx(s.k.positions())
+			t := open()
 			s.deadLetter(t, it)
-			emit(t, "", next, BatchResult{DeadLetters: map[string]int{it.DeadLetter.Stage: 1}})
-			pending = ""
+			t.counts.add(BatchResult{DeadLetters: map[string]int{it.DeadLetter.Stage: 1}})
+			done(next)
 			continue
 		case it.Event != nil && it.Event.ChangeType == cdc.GapOverflow && knownEntity(it.Event.Entity):
-			t := newUnguardedTx(s.k.positions())
+			t := open()
 			s.resync(t, it.Event)
-			emit(t, "", next, BatchResult{Resync: map[string]int{it.Event.Entity: 1}})
-			pending = ""
+			t.counts.add(BatchResult{Resync: map[string]int{it.Event.Entity: 1}})
+			done(next)
 			continue
 		case !applicable(it.Event) && !(p.snapshots && it.Event != nil && it.Event.ChangeType == cdc.Snapshot && knownEntity(it.Event.Entity)):
-			pending = next
+			done(next)
 			continue
 		}
 		ev := it.Event
-		var recTxs []*tx
-		var recGroups []string
-		var recCounts []BatchResult
 		resynced := false
 		for _, id := range ev.RecordIDs {
 			if wildcard(id) {
 				// A wildcard names no record we can mark: ask for an entity resync.
 				if !resynced {
-					t := newUnguardedTx(s.k.positions())
+					t := open()
 					s.resync(t, ev)
-					recTxs = append(recTxs, t)
-					recGroups = append(recGroups, "")
-					recCounts = append(recCounts, BatchResult{Resync: map[string]int{ev.Entity: 1}})
+					t.counts.add(BatchResult{Resync: map[string]int{ev.Entity: 1}})
 					resynced = true
 				}
 				continue
@@ -82,7 +74,11 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 				continue
 			}
 			l := p.groups[oppID]
-			before := s.contributions(l.g)
+			sig := s.aggSignature(&l.g.Opp)
+			var before map[string]contribution
+			if ev.Entity != cdc.EntityOpportunity {
+				before = s.contributions(l.g)
+			}
 			pr := priorOf(l.g)
 			if ev.Entity == cdc.EntityContactRole && l.g.Roles[id] == nil {
 				pr.newRole = id
@@ -95,10 +91,23 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 			if p.quiet {
 				res.Triggers = nil
 			}
-			t := newTx(s.k.opp(oppID), l.rev, s.k.positions())
+			t := open()
+			t.guard(oppID, l.rev)
 			l.rev++
+			t.changes++
 			c := BatchResult{Applied: 1}
-			s.writeChange(t, l.g, ev, id, pr, res, before, s.contributions(l.g), now)
+			var after map[string]contribution
+			if ev.Entity != cdc.EntityOpportunity {
+				after = s.contributions(l.g)
+			} else {
+				// An opportunity change moves its people's aggregates only
+				// through its signature; its roles stay as they were.
+				if now := s.aggSignature(&l.g.Opp); now != sig {
+					before, after = contributionsOf(l.g, sig), contributionsOf(l.g, now)
+				}
+				l.snapshot = ""
+			}
+			s.writeChange(t, l, ev, id, pr, res, before, after)
 			if res.Stale && !resynced {
 				s.resync(t, ev)
 				c.Resync = map[string]int{ev.Entity: 1}
@@ -110,27 +119,17 @@ func (s *Store) build(p *plan, field, stored string, items []Item) ([]plannedTx,
 					c.Triggers[tr.Kind]++
 				}
 			}
-			recTxs = append(recTxs, t)
-			recGroups = append(recGroups, oppID)
-			recCounts = append(recCounts, c)
+			t.counts.add(c)
 		}
-		if len(recTxs) == 0 {
-			pending = next
-			continue
-		}
-		for i, t := range recTxs {
-			n := cur
-			if i == len(recTxs)-1 {
-				n = next
-			}
-			emit(t, recGroups[i], n, recCounts[i])
-		}
-		pending = ""
+		done(next)
 	}
-	if pending != "" && field != "" {
-		emit(newUnguardedTx(s.k.positions()), "", pending, BatchResult{})
+	out := txs[:0]
+	for _, t := range txs {
+		if !t.empty() {
+			out = append(out, t)
+		}
 	}
-	return txs, counts
+	return out
 }
 
 func knownEntity(e string) bool {
@@ -145,27 +144,42 @@ type contribution struct {
 	expected float64
 }
 
+// aggSignature is what of an opportunity its people's aggregates depend on.
+type aggSignature struct {
+	deleted                bool
+	amount, expected       float64
+	hasAmount, hasExpected bool
+}
+
+func (s *Store) aggSignature(o *triggers.Opportunity) aggSignature {
+	a := aggSignature{deleted: o.Known && o.Deleted}
+	a.amount, a.hasAmount = s.convertedAmount(o)
+	a.expected, a.hasExpected = s.convertedExpected(o)
+	return a
+}
+
 // contributions computes, per person holding a non-deleted role, what the
 // group adds to their aggregates: the opportunity counts once per person,
 // known or pending, unless deleted; totals add the known (converted) amounts.
 func (s *Store) contributions(g *triggers.Group) map[string]contribution {
+	return contributionsOf(g, s.aggSignature(&g.Opp))
+}
+
+func contributionsOf(g *triggers.Group, a aggSignature) map[string]contribution {
 	out := map[string]contribution{}
-	deleted := g.Opp.Known && g.Opp.Deleted
-	amount, hasAmount := s.convertedAmount(&g.Opp)
-	expected, hasExpected := s.convertedExpected(&g.Opp)
 	for _, r := range g.Roles {
 		if r.Deleted || r.ContactID == "" {
 			continue
 		}
 		c := out[r.ContactID]
 		c.roles++
-		if !deleted {
+		if !a.deleted {
 			c.count = 1
-			if hasAmount {
-				c.amount = amount
+			if a.hasAmount {
+				c.amount = a.amount
 			}
-			if hasExpected {
-				c.expected = expected
+			if a.hasExpected {
+				c.expected = a.expected
 			}
 		}
 		out[r.ContactID] = c
@@ -220,46 +234,42 @@ func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
 }
 
 // writeChange adds the writes of one applied record change to t.
-func (s *Store) writeChange(t *tx, g *triggers.Group, ev *cdc.Event, recordID string, pr prior, res triggers.Result,
-	before, after map[string]contribution, now time.Time) {
+func (s *Store) writeChange(t *tx, l *loaded, ev *cdc.Event, recordID string, pr prior, res triggers.Result,
+	before, after map[string]contribution) {
+	g := l.g
 	o := &g.Opp
 	oppKey := s.k.opp(o.ID)
 
-	// The opportunity hash: metadata always (cheap), then the written fields.
-	args := []any{hKnown, flag(o.Known), hDeleted, flag(o.Deleted), hStale, flag(o.Stale),
-		hVersion, o.Version.String(), hLife, o.Life.String()}
-	for _, f := range res.Fields {
-		v, ok := o.Fields[f]
-		if !ok {
-			v = cdc.Null
-		}
-		args = append(args, "f:"+f, encodeField(o.FieldVersions[f], v))
-	}
-	// A contact-role change never alters the opportunity's own fields or
-	// flags, so its hash is only written for opportunity changes.
+	// The opportunity hash: metadata (cheap), then the written fields. A
+	// contact-role change never alters the opportunity's own fields or
+	// flags, so they are only written for opportunity changes.
 	if ev.Entity == cdc.EntityOpportunity || len(res.Fields) > 0 {
-		t.op("HSET", oppKey, args...)
+		t.hset(oppKey, hKnown, flag(o.Known), hDeleted, flag(o.Deleted), hStale, flag(o.Stale),
+			hVersion, o.Version.String(), hLife, o.Life.String())
+		for _, f := range res.Fields {
+			v, ok := o.Fields[f]
+			if !ok {
+				v = cdc.Null
+			}
+			t.hset(oppKey, "f:"+f, encodeField(o.FieldVersions[f], v))
+		}
 	}
 	if ev.Entity == cdc.EntityOpportunity && o.Known && !pr.known {
-		t.op("SADD", s.k.opps(), o.ID)
+		t.sadd(s.k.opps(), o.ID)
 	}
 	if ev.Entity == cdc.EntityOpportunity && pr.stale && !o.Stale {
-		t.op("SREM", s.k.stale(cdc.EntityOpportunity), o.ID)
+		t.srem(s.k.stale(cdc.EntityOpportunity), o.ID)
 	}
 	if res.Stale {
-		t.op("SADD", s.k.stale(ev.Entity), recordID)
+		t.sadd(s.k.stale(ev.Entity), recordID)
 	}
 
 	s.writeRoles(t, g, res.Roles, ev.Entity, pr)
 	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
-	s.writeTriggers(t, g, res.Triggers, now)
-	s.noteChange(t, o.ID)
-}
-
-// noteChange appends the opportunity id to the changes stream, which
-// readers of the replica (the API's in-memory view) tail to stay current.
-func (s *Store) noteChange(t *tx, oppID string) {
-	t.op("XADD", s.k.stream(StreamChanges), "MAXLEN", "~", changesMaxLen, "*", "opp", oppID)
+	s.writeTriggers(t, l, res.Triggers)
+	// Readers of the replica (the API's in-memory view) tail the changes
+	// stream, one entry per call naming the groups it wrote.
+	t.note(o.ID)
 }
 
 // prior is what a change needs to know of the group before it, to skip
@@ -301,18 +311,18 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string
 		}
 		seen[id] = true
 		r := g.Roles[id]
-		t.op("HSET", s.k.roles(g.Opp.ID), id, encodeRole(r))
+		t.hset(s.k.roles(g.Opp.ID), id, encodeRole(r))
 		if id == pr.newRole {
-			t.op("HSET", s.k.roleOpp(), id, g.Opp.ID)
+			t.hset(s.k.roleOpp(), id, g.Opp.ID)
 		}
 		member := g.Opp.ID + "|" + id
 		if r.Pending {
-			t.op("ZADD", s.k.pending(), r.Deadline, member)
+			t.zadd(s.k.pending(), r.Deadline, member)
 		} else if pr.pending[id] {
-			t.op("ZREM", s.k.pending(), member)
+			t.zrem(s.k.pending(), member)
 		}
 		if entity == cdc.EntityContactRole && !r.Stale && pr.staleRoles[id] {
-			t.op("SREM", s.k.stale(cdc.EntityContactRole), id)
+			t.srem(s.k.stale(cdc.EntityContactRole), id)
 		}
 	}
 }
@@ -333,22 +343,22 @@ func (s *Store) writeAggregates(t *tx, oppID string, before, after map[string]co
 		b, a := before[p], after[p]
 		if a.roles != b.roles {
 			if a.roles > 0 {
-				t.op("HSET", s.k.person(p), oppID, a.roles)
+				t.hset(s.k.person(p), oppID, strconv.Itoa(a.roles))
 			} else {
-				t.op("HDEL", s.k.person(p), oppID)
+				t.hdel(s.k.person(p), oppID)
 			}
 		}
 		if _, had := before[p]; !had {
-			t.op("ZADD", s.k.people(), "GT", ts, p)
+			t.zaddGT(s.k.people(), ts, p)
 		}
 		if d := a.count - b.count; d != 0 {
-			t.op("ZINCRBY", s.k.agg(AggCount), d, p)
+			t.zincrby(s.k.agg(AggCount), float64(d), p)
 		}
 		if d := a.amount - b.amount; d != 0 {
-			t.op("ZINCRBY", s.k.agg(AggAmount), cdc.FormatNumber(d), p)
+			t.zincrby(s.k.agg(AggAmount), d, p)
 		}
 		if d := a.expected - b.expected; d != 0 {
-			t.op("ZINCRBY", s.k.agg(AggExpected), cdc.FormatNumber(d), p)
+			t.zincrby(s.k.agg(AggExpected), d, p)
 		}
 	}
 }
@@ -369,13 +379,19 @@ type activity struct {
 }
 
 // writeTriggers appends trigger entries and the activity they record.
-func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, _ time.Time) {
+func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	if len(trs) == 0 {
 		return
 	}
+	g := l.g
 	snapshot := "null"
 	if g.Opp.Known {
-		snapshot = snapshotJSON(s.Snapshot(&g.Opp))
+		// Rendered once per state of the opportunity: the changes of its
+		// contact roles share it.
+		if l.snapshot == "" {
+			l.snapshot = snapshotJSON(s.Snapshot(&g.Opp))
+		}
+		snapshot = l.snapshot
 	}
 	type commonKey struct {
 		entity, record string
@@ -398,9 +414,7 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 		ckey := commonKey{src.Entity, src.RecordID, src.Version, tr.NoSnapshot}
 		cid, ok := commons[ckey]
 		if !ok {
-			cid = strconv.Itoa(len(commons))
-			commons[ckey] = cid
-			t.common(cid,
+			cid = t.common(
 				"org_id", s.cfg.Org,
 				"opportunity_id", tr.OpportunityID,
 				"occurred_at", cdc.FormatMillis(src.Version.CommitTimestamp),
@@ -410,6 +424,7 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 				"change_origin", src.Header.ChangeOrigin,
 				"currency", s.cfg.Currency,
 				"opportunity", snap)
+			commons[ckey] = cid
 		}
 		fields := []any{"MAXLEN", "~", s.cfg.StreamMaxLen, "*",
 			"trigger", tr.Kind,
@@ -437,8 +452,8 @@ func (s *Store) writeTriggers(t *tx, g *triggers.Group, trs []triggers.Trigger, 
 	// pruned in the background (PruneActivity), not on this hot path.
 	for _, p := range order {
 		pa := acts[p]
-		t.op("ZADD", s.k.activity(p), pa.members...)
-		t.op("ZADD", s.k.people(), "GT", pa.last, p)
+		t.zaddNew(s.k.activity(p), pa.members...)
+		t.zaddGT(s.k.people(), pa.last, p)
 	}
 }
 
@@ -501,7 +516,7 @@ func activityJSON(tr triggers.Trigger, at int64) string {
 // resync appends a resync notice for a gap event.
 func (s *Store) resync(t *tx, ev *cdc.Event) {
 	ids, _ := json.Marshal(ev.RecordIDs)
-	t.op("XADD", s.k.stream(StreamResync), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+	t.xadd(s.k.stream(StreamResync), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
 		"entity", ev.Entity,
 		"record_ids", string(ids),
 		"change_type", string(ev.ChangeType),
@@ -517,7 +532,7 @@ func (s *Store) deadLetter(t *tx, it Item) {
 		headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)
 	}
 	hj, _ := json.Marshal(headers)
-	t.op("XADD", s.k.stream(StreamDLQ), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+	t.xadd(s.k.stream(StreamDLQ), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
 		"topic", m.Topic,
 		"partition", m.Partition,
 		"offset", m.Offset,

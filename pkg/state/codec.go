@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
@@ -14,7 +13,6 @@ import (
 // version that last wrote the field and its value (encodeField); a null
 // value keeps its version, so an older change cannot bring it back.
 const (
-	hRev     = "_rev"
 	hKnown   = "_known"
 	hDeleted = "_deleted"
 	hStale   = "_stale"
@@ -82,24 +80,20 @@ func flag(b bool) string {
 	return "0"
 }
 
-// decodeOpp fills o from the fields of an opportunity hash and returns the
-// group's revision.
-func decodeOpp(o *triggers.Opportunity, h map[string]string) (int64, error) {
-	var rev int64
+// decodeOpp fills o from the fields of an opportunity hash.
+func decodeOpp(o *triggers.Opportunity, h map[string]string) error {
 	var err error
 	for k, v := range h {
 		switch {
 		case strings.HasPrefix(k, "f:"):
 			ver, val, derr := decodeField(v)
 			if derr != nil {
-				return 0, fmt.Errorf("opportunity %s field %s: %w", o.ID, k[2:], derr)
+				return fmt.Errorf("opportunity %s field %s: %w", o.ID, k[2:], derr)
 			}
 			o.FieldVersions[k[2:]] = ver
 			if !val.IsNull() {
 				o.Fields[k[2:]] = val
 			}
-		case k == hRev:
-			rev, err = strconv.ParseInt(v, 10, 64)
 		case k == hKnown:
 			o.Known = v == "1"
 		case k == hDeleted:
@@ -112,10 +106,10 @@ func decodeOpp(o *triggers.Opportunity, h map[string]string) (int64, error) {
 			o.Life, err = cdc.ParseVersion(v)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("opportunity %s %s: %w", o.ID, k, err)
+			return fmt.Errorf("opportunity %s %s: %w", o.ID, k, err)
 		}
 	}
-	return rev, nil
+	return nil
 }
 
 // storedRole is the JSON form of a contact role in the roles hash.

@@ -16,6 +16,10 @@ func (k keys) pending() string           { return k.prefix + "pending" }
 func (k keys) stale(entity string) string {
 	return k.prefix + "stale:" + entity
 }
+
+// revs holds each opportunity group's revision (group id → count of the
+// changes written to it), the compare-and-swap guard of the apply script.
+func (k keys) revs() string              { return k.prefix + "revs" }
 func (k keys) positions() string         { return k.prefix + "positions" }
 func (k keys) catalog() string           { return k.prefix + "catalog" }
 func (k keys) opps() string              { return k.prefix + "opps" }

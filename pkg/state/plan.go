@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -18,6 +19,9 @@ import (
 type loaded struct {
 	g   *triggers.Group
 	rev int64
+	// snapshot caches the opportunity's rendered snapshot ("" = not
+	// rendered since it last changed).
+	snapshot string
 }
 
 // plan is what a batch attempt read: the groups it touches and which
@@ -59,6 +63,14 @@ func wildcard(id string) bool {
 }
 
 func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*plan, error) {
+	return s.planAfter(ctx, items, nil, opts...)
+}
+
+// planAfter plans items that follow a batch not yet applied (before, or
+// nil): they take its groups (as its calls will leave them) instead of
+// reading Redis, and learn from it which opportunity its contact roles
+// belong to.
+func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts ...ApplyOptions) (*plan, error) {
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
 	for _, o := range opts {
 		p.quiet, p.snapshots = o.Quiet, true
@@ -82,6 +94,9 @@ func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*
 			case opp != "":
 				// The batch itself says where the role belongs, for its later changes.
 				p.roleOpp[id] = opp
+				taught[id] = true
+			case before != nil && before.roleOpp[id] != "":
+				p.roleOpp[id] = before.roleOpp[id]
 				taught[id] = true
 			default:
 				lookups = append(lookups, id)
@@ -119,6 +134,14 @@ func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
+		if before != nil {
+			if l, ok := before.groups[id]; ok {
+				// Taken over: the batch before no longer caches it.
+				p.groups[id] = l
+				delete(before.groups, id)
+				continue
+			}
+		}
 		if l, ok := s.cache.get(id); ok {
 			p.groups[id] = l
 			continue
@@ -148,14 +171,22 @@ func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loade
 		opps[i] = pipe.HGetAll(ctx, s.k.opp(id))
 		roles[i] = pipe.HGetAll(ctx, s.k.roles(id))
 	}
+	revs := pipe.HMGet(ctx, s.k.revs(), ids...)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
 	}
 	for i, id := range ids {
 		g := triggers.NewGroup(id)
-		rev, err := decodeOpp(&g.Opp, opps[i].Val())
-		if err != nil {
+		if err := decodeOpp(&g.Opp, opps[i].Val()); err != nil {
 			return nil, err
+		}
+		var rev int64
+		if v, ok := revs.Val()[i].(string); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("revision of opportunity group %s: %q is not a number", id, v)
+			}
+			rev = n
 		}
 		for rid, text := range roles[i].Val() {
 			r, err := decodeRole(rid, text)

@@ -69,6 +69,9 @@ type Store struct {
 	expect  expectations
 	schemas seenSet
 	cache   *groupCache
+	// txChanges bounds the record changes merged into one script call.
+	txChanges int
+	chains    chains
 }
 
 // New returns a Store for cfg.Org on rdb. Call Init before use.
@@ -89,15 +92,17 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 			IgnoreFields:         ignore,
 			PendingTimeoutMillis: cfg.PendingTimeout.Milliseconds(),
 		},
-		expect:  newExpectations(),
-		schemas: newSeenSet(),
-		cache:   newGroupCache(cfg.CacheGroups),
+		expect:    newExpectations(),
+		schemas:   newSeenSet(),
+		cache:     newGroupCache(cfg.CacheGroups),
+		txChanges: defaultTxChanges,
+		chains:    newChains(),
 	}, nil
 }
 
 // Init loads the apply script into Redis (every shard of a cluster).
 func (s *Store) Init(ctx context.Context) error {
-	if err := batchScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
 		return fmt.Errorf("loading the apply script: %w", err)
 	}
 	return nil
@@ -118,6 +123,8 @@ func posField(topic string, partition int) string {
 // when Redis lost writes (the stored position moved back).
 func (s *Store) Position(ctx context.Context, topic string, partition int) (int64, bool, error) {
 	field := posField(topic, partition)
+	// A partition (re)assigned starts a new chain of batches.
+	s.chains.swap(field, nil)
 	v, err := s.rdb.HGet(ctx, s.k.positions(), field).Result()
 	if errors.Is(err, redis.Nil) {
 		s.expect.set(field, "")
@@ -203,7 +210,10 @@ const maxAttempts = 20
 
 // sliceItems is how many messages are built before their script calls are
 // sent, so that building the next slice overlaps Redis running this one.
-const sliceItems = 128
+const (
+	sliceItems      = 64
+	firstSliceItems = 32
+)
 
 // ApplyBatch writes the effects of a batch of messages of one partition, in
 // offset order, and advances the partition's stored position past them. It
@@ -275,20 +285,20 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	// Build the writes slice by slice and hand each slice's script calls to
 	// one executor goroutine, so Redis runs a slice while the next is built.
 	// The executor keeps the order; a call that finds the position or a
-	// group moved stops the chain exactly as one big pipeline would.
-	var txs []plannedTx
-	var counts []BatchResult
-	var chunks []*chunk
+	// group moved writes nothing, and the calls after it, which expect the
+	// position it would have stored, write nothing either.
+	var txs []*tx
 	var cmds []*redis.Cmd
-	jobs := make(chan []*chunk, 16)
+	changesKey := s.k.stream(StreamChanges)
+	jobs := make(chan []*tx, 16)
 	done := make(chan [][]*redis.Cmd, 1)
 	go func() {
 		var all [][]*redis.Cmd
-		for cs := range jobs {
+		for ts := range jobs {
 			pipe := s.rdb.Pipeline()
-			out := make([]*redis.Cmd, len(cs))
-			for i, c := range cs {
-				out[i] = c.run(ctx, pipe)
+			out := make([]*redis.Cmd, len(ts))
+			for i, t := range ts {
+				out[i] = t.run(ctx, pipe, changesKey)
 			}
 			_, _ = pipe.Exec(ctx)
 			all = append(all, out)
@@ -296,25 +306,24 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 		done <- all
 	}()
 	pos := stored
-	for from := 0; from < len(todo); from += sliceItems {
-		to := min(from+sliceItems, len(todo))
-		t, c := s.build(p, field, pos, todo[from:to])
-		if len(t) == 0 {
+	for from, to := 0, 0; from < len(todo); from = to {
+		// A short first slice gets Redis started early.
+		to = min(from+sliceItems, len(todo))
+		if from == 0 {
+			to = min(firstSliceItems, len(todo))
+		}
+		ts := s.build(p, field, pos, todo[from:to])
+		if len(ts) == 0 {
 			continue
 		}
-		cs := s.chunks(t, field, pos)
-		for _, ch := range cs {
-			ch.first += len(txs)
-		}
-		txs = append(txs, t...)
-		counts = append(counts, c...)
-		chunks = append(chunks, cs...)
-		for _, pt := range t {
-			if pt.tx.posField != "" {
-				pos = pt.tx.posNew
+		for _, t := range ts {
+			if t.posNew != "" {
+				pos = t.posNew
 			}
+			t.args(changesKey) // rendered here, so the executor only sends
 		}
-		jobs <- cs
+		txs = append(txs, ts...)
+		jobs <- ts
 	}
 	close(jobs)
 	for _, out := range <-done {
@@ -327,24 +336,9 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	// scripts all applied (or that no script wrote) become the cache; the
 	// groups of scripts that did not apply are speculative and dropped.
 	failedFrom := len(txs)
-	defer func() {
-		bad := map[string]*loaded{}
-		for _, t := range txs[failedFrom:] {
-			if t.group != "" {
-				bad[t.group] = p.groups[t.group]
-			}
-		}
-		good := make(map[string]*loaded, len(p.groups))
-		for id, l := range p.groups {
-			if _, ok := bad[id]; !ok {
-				good[id] = l
-			}
-		}
-		s.cache.evict(bad)
-		s.cache.put(good)
-	}()
+	defer func() { s.keepGroups(p, txs[failedFrom:]) }()
 	for i, c := range cmds {
-		failedFrom = chunks[i].first
+		failedFrom = i
 		n, err := c.Int()
 		if err != nil {
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -355,22 +349,37 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 			}
 			return res, false, fmt.Errorf("applying changes of %s: %w", field, err)
 		}
-		for j := 0; j < n; j++ {
-			k := chunks[i].first + j
-			res.add(counts[k])
-			if txs[k].tx.posField != "" {
-				s.expect.set(field, txs[k].tx.posNew)
-			}
-		}
-		if n != chunks[i].changes {
-			failedFrom = chunks[i].first + max(n, 0)
+		if n != scriptApplied {
 			return res, false, nil
+		}
+		res.add(txs[i].counts)
+		if txs[i].posNew != "" {
+			s.expect.set(field, txs[i].posNew)
 		}
 	}
 	res.Duplicates += p.duplicates
 	res.Unresolved += p.unresolved
 	failedFrom = len(txs)
 	return res, true, nil
+}
+
+// keepGroups caches the planned groups that are now what Redis holds: all
+// but those written by the calls that did not apply, which are evicted.
+func (s *Store) keepGroups(p *plan, failed []*tx) {
+	bad := map[string]*loaded{}
+	for _, t := range failed {
+		for _, g := range t.groups {
+			bad[g] = p.groups[g]
+		}
+	}
+	good := make(map[string]*loaded, len(p.groups))
+	for id, l := range p.groups {
+		if _, ok := bad[id]; !ok {
+			good[id] = l
+		}
+	}
+	s.cache.evict(bad)
+	s.cache.put(good)
 }
 
 func parseOffset(s string) int64 {

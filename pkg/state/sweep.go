@@ -51,27 +51,30 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 		before := s.contributions(l.g)
 		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
-		t := newTx(s.k.opp(id), l.rev, s.k.positions())
+		t := newTx(s.k, "", "")
+		t.guard(id, l.rev)
 		if res.Duplicate {
 			// Stale index entries (role deleted or released elsewhere).
+			stale := false
 			for _, m := range members {
 				if strings.HasPrefix(m, id+"|") {
 					rid := strings.TrimPrefix(m, id+"|")
 					if r, ok := l.g.Roles[rid]; !ok || !r.Pending {
-						t.op("ZREM", s.k.pending(), m)
+						t.zrem(s.k.pending(), m)
+						stale = true
 					}
 				}
 			}
-			if t.nops == 0 {
+			if !stale {
 				continue
 			}
 		} else {
 			s.writeRoles(t, l.g, res.Roles, "", pr)
 			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
-			s.writeTriggers(t, l.g, res.Triggers, now)
-			s.noteChange(t, id)
+			s.writeTriggers(t, l, res.Triggers)
+			t.note(id)
 		}
-		cmds = append(cmds, t.run(ctx, pipe))
+		cmds = append(cmds, t.run(ctx, pipe, s.k.stream(StreamChanges)))
 		counts = append(counts, len(res.Triggers))
 	}
 	if len(cmds) == 0 {

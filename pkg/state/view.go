@@ -417,9 +417,17 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	seen := map[string]bool{}
 	var ids []string
 	for _, m := range msgs {
-		if id, ok := m.Values["opp"].(string); ok && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+		// "opps" lists the groups of one script call; "opp" (one group) is
+		// what earlier versions wrote.
+		list, _ := m.Values["opps"].(string)
+		if one, ok := m.Values["opp"].(string); ok {
+			list = one
+		}
+		for _, id := range strings.Fields(list) {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
 		}
 	}
 	fresh := make([]*filters.Opportunity, 0, len(ids))
