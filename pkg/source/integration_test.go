@@ -31,10 +31,11 @@ func realKafka(t *testing.T) cluster {
 	}
 }
 
-func TestKafkaConsumeAll(t *testing.T)     { scenarioConsumeAll(t, realKafka(t), 10000) }
-func TestKafkaPositions(t *testing.T)      { scenarioPositions(t, realKafka(t)) }
-func TestKafkaHandover(t *testing.T)       { scenarioHandover(t, realKafka(t)) }
-func TestKafkaNoCommitOnFail(t *testing.T) { scenarioNoCommitOnFailure(t, realKafka(t)) }
+func TestKafkaConsumeAll(t *testing.T)      { scenarioConsumeAll(t, realKafka(t), 10000) }
+func TestKafkaConsumeAllAhead(t *testing.T) { scenarioConsumeAll(t, realKafka(t), 10000, true) }
+func TestKafkaPositions(t *testing.T)       { scenarioPositions(t, realKafka(t)) }
+func TestKafkaHandover(t *testing.T)        { scenarioHandover(t, realKafka(t)) }
+func TestKafkaNoCommitOnFail(t *testing.T)  { scenarioNoCommitOnFailure(t, realKafka(t)) }
 
 // TestKafkaThroughput measures how fast the Source drains a backlog into a
 // no-op handler: messages/s from Run (joining the group included) to the

@@ -175,10 +175,11 @@ func newKfake(t *testing.T, opts ...kfake.Opt) cluster {
 	}
 }
 
-func TestKfakeConsumeAll(t *testing.T)     { scenarioConsumeAll(t, newKfake(t), 2000) }
-func TestKfakePositions(t *testing.T)      { scenarioPositions(t, newKfake(t)) }
-func TestKfakeHandover(t *testing.T)       { scenarioHandover(t, newKfake(t)) }
-func TestKfakeNoCommitOnFail(t *testing.T) { scenarioNoCommitOnFailure(t, newKfake(t)) }
+func TestKfakeConsumeAll(t *testing.T)      { scenarioConsumeAll(t, newKfake(t), 2000) }
+func TestKfakeConsumeAllAhead(t *testing.T) { scenarioConsumeAll(t, newKfake(t), 2000, true) }
+func TestKfakePositions(t *testing.T)       { scenarioPositions(t, newKfake(t)) }
+func TestKfakeHandover(t *testing.T)        { scenarioHandover(t, newKfake(t)) }
+func TestKfakeNoCommitOnFail(t *testing.T)  { scenarioNoCommitOnFailure(t, newKfake(t)) }
 
 // writeCert writes a self-signed certificate and its key as PEM files.
 func writeCert(t *testing.T, dir string) (certFile, keyFile string) {

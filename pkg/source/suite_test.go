@@ -308,13 +308,30 @@ func waitCommitted(t *testing.T, c cluster, group, topic string, want map[int]in
 
 // scenarioConsumeAll: N messages over 4 partitions are each handled exactly
 // once, in per-partition order, and their offsets get committed.
-func scenarioConsumeAll(t *testing.T, c cluster, n int) {
+// With ahead, the handler is an AheadHandler and the order of its calls is
+// checked as well.
+func scenarioConsumeAll(t *testing.T, c cluster, n int, ahead ...bool) {
 	topic, group := testenv.UniqueName(t, "src"), testenv.UniqueName(t, "grp")
 	c.createTopic(t, topic, 4)
 	produce(t, c, topic, 0, n/2)
 
 	rec := newRecorder()
-	src := start(t, testConfig(c, topic, group), rec, nil)
+	var h Handler = rec
+	var ah *aheadRecorder
+	if len(ahead) > 0 && ahead[0] {
+		ah = &aheadRecorder{recorder: rec, begun: map[topicPartition][]*aheadPending{}}
+		h = ah
+	}
+	src := start(t, testConfig(c, topic, group), h, nil)
+	if ah != nil {
+		defer func() {
+			ah.mu.Lock()
+			defer ah.mu.Unlock()
+			if ah.ahead == 0 {
+				t.Errorf("no batch was begun while another was in flight")
+			}
+		}()
+	}
 	testenv.Eventually(t, waitLong, func() (bool, string) {
 		err := src.Ready()
 		return err == nil, fmt.Sprintf("Ready: %v", err)
@@ -602,3 +619,68 @@ func scenarioAddPartitions(t *testing.T, c cluster) {
 		t.Errorf("consumed %d partitions, want 4", len(perPart))
 	}
 }
+
+// aheadRecorder drives a recorder as an AheadHandler: Wait records the
+// batch. It checks what the source promises: batches of a partition begun in
+// offset order, at most one in flight when the next is begun (none when the
+// one in flight is Sync), waited for in the order begun.
+type aheadRecorder struct {
+	*recorder
+	mu    sync.Mutex
+	begun map[topicPartition][]*aheadPending
+	n     int
+	ahead int // batches begun while another was in flight
+}
+
+type aheadPending struct {
+	r    *aheadRecorder
+	ctx  context.Context
+	msgs []cdc.Message
+	tp   topicPartition
+	sync bool
+}
+
+func (a *aheadRecorder) BeginBatch(ctx context.Context, msgs []cdc.Message) Pending {
+	tp := topicPartition{msgs[0].Topic, msgs[0].Partition}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n++
+	p := &aheadPending{r: a, ctx: ctx, msgs: msgs, tp: tp, sync: a.n%5 == 0}
+	out := a.begun[tp]
+	switch {
+	case len(out) > 1:
+		a.violation("more than one batch in flight when the next was begun")
+	case len(out) == 1:
+		a.ahead++
+		prev := out[0]
+		if prev.sync {
+			a.violation("a batch begun while a Sync one was in flight")
+		}
+		if last := prev.msgs[len(prev.msgs)-1].Offset; msgs[0].Offset != last+1 {
+			a.violation(fmt.Sprintf("batch begun at %d after one ending at %d", msgs[0].Offset, last))
+		}
+	}
+	a.begun[tp] = append(out, p)
+	return p
+}
+
+func (p *aheadPending) Sync() bool { return p.sync }
+
+func (p *aheadPending) done() {
+	a := p.r
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.begun[p.tp]
+	if len(out) == 0 || out[0] != p {
+		a.violation("a batch waited for out of order")
+		return
+	}
+	a.begun[p.tp] = out[1:]
+}
+
+func (p *aheadPending) Wait() error {
+	p.done()
+	return p.r.HandleBatch(p.ctx, p.msgs)
+}
+
+func (p *aheadPending) Abandon() { p.done() }

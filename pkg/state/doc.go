@@ -6,20 +6,27 @@
 // Redis Cluster hash slot and every script is single-slot.
 //
 // Invariants:
-//   - One record change is written by one Lua script that also appends the
-//     trigger entries it causes: state and triggers never diverge.
-//   - A script runs only if the opportunity group's revision ("_rev") and the
-//     partition's stored position are what the caller read (compare and
-//     swap). A conflict rolls nothing forward; the caller re-reads and
-//     recomputes. Running a script twice is therefore harmless.
+//   - A record change is written by a Lua script that also appends the
+//     trigger entries it causes: state and triggers never diverge. One call
+//     carries up to 64 consecutive changes of a partition, their writes
+//     merged, and writes all of them or none.
+//   - A call runs only if the revision of every opportunity group it writes
+//     (the "revs" hash) and the partition's stored position are what the
+//     caller read (compare and swap). A conflict rolls nothing forward; the
+//     caller re-reads and recomputes. Running a call twice is therefore
+//     harmless.
 //   - The stored position of a partition is the next offset to consume and
-//     never runs ahead of the state: it is written in the same script as the
-//     change of the message before it.
+//     never runs ahead of the state: it is written in the same call as the
+//     changes of the messages before it. A batch begun ahead (Begin) is
+//     built on the state the previous batch will leave and expects the
+//     position it will store, so nothing of it applies unless all of the
+//     previous batch did.
 //
 // Readers: View keeps an in-memory copy of every opportunity group of an
 // org, loaded at start and kept current by tailing the changes stream every
-// apply script appends to; the API answers filter queries from it. Record
-// lookups (an opportunity, a person's opportunities) read Redis directly.
+// apply call appends to (one entry naming the groups it wrote); the API
+// answers filter queries from it. Record lookups (an opportunity, a
+// person's opportunities) read Redis directly.
 // ApplyEvents applies changes that did not come from Kafka (imports,
 // resyncs) with the same scripts, without a partition position.
 //
