@@ -170,12 +170,12 @@ func TestBegunAheadRewindsAndAbandons(t *testing.T) {
 	if _, err := f.applyAhead([][]*cdc.Event{{oppEv(cdc.Create, "006A", "Name", "Acme")}, {oppEv(cdc.Update, "006A", "Name", "B")}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	f.rdb.HSet(ctx, f.s.k.positions(), "t/0", "1") // Redis came back older
 	a := f.s.Begin(ctx, f.items(oppEv(cdc.Update, "006A", "Name", "C")))
 	if a.Sync() {
 		t.Fatal("third batch not begun ahead")
 	}
 	b := f.s.Begin(ctx, f.items(oppEv(cdc.Update, "006A", "Name", "D")))
-	f.rdb.HSet(ctx, f.s.k.positions(), "t/0", "1") // Redis came back older
 	_, err := a.Wait()
 	// The first call finds the position moved; the fallback sees the
 	// rewind.
