@@ -81,6 +81,22 @@ func NewRedis(t testing.TB) *redis.Client {
 // readable Redis keys.
 const maxNameLen = 80
 
+// DropOrg deletes every key of an org (oppsync:{<org>}:*) from rdb.
+func DropOrg(rdb redis.UniversalClient, org string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, "oppsync:{"+org+"}:*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			rdb.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Unlink(ctx, keys...)
+	}
+}
+
 // UniqueName returns prefix-<test name>-<random hex>: lowercase, only
 // [a-z0-9-], at most 80 characters, different on every call. It is a valid
 // Kafka topic and group id, and a valid org id inside a Redis hash tag.

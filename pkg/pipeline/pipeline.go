@@ -113,17 +113,7 @@ func (p *Pipeline) healthy() {
 // as long as ctx allows; on cancellation it returns ctx's error and the
 // batch must not be committed. A *state.RewindError is returned as is.
 func (p *Pipeline) HandleBatch(ctx context.Context, msgs []cdc.Message) error {
-	items, err := p.decodeAll(ctx, msgs)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	res, err := p.apply(ctx, items)
-	if err != nil {
-		return err
-	}
-	p.done(items, res, start)
-	return nil
+	return p.begin(ctx, msgs, false).Wait()
 }
 
 func (p *Pipeline) decodeAll(ctx context.Context, msgs []cdc.Message) ([]state.Item, error) {
@@ -160,7 +150,7 @@ type Pending struct {
 	items []state.Item
 	start time.Time
 	err   error           // decoding failed
-	a     *state.Applying // nil: applied at Wait
+	a     *state.Applying // nil: applied (with retries) at Wait
 }
 
 // BeginBatch decodes msgs (one partition, offset order, following the
@@ -168,12 +158,14 @@ type Pending struct {
 // them behind that batch, so that Redis runs one batch while the next is
 // decoded and built. Wait makes them durable, with HandleBatch's contract.
 func (p *Pipeline) BeginBatch(ctx context.Context, msgs []cdc.Message) *Pending {
-	pd := &Pending{p: p, ctx: ctx, start: time.Now()}
+	return p.begin(ctx, msgs, true)
+}
+
+func (p *Pipeline) begin(ctx context.Context, msgs []cdc.Message, ahead bool) *Pending {
+	pd := &Pending{p: p, ctx: ctx}
 	pd.items, pd.err = p.decodeAll(ctx, msgs)
-	if pd.err != nil {
-		return pd
-	}
-	if b, ok := p.app.(Beginner); ok {
+	pd.start = time.Now()
+	if b, ok := p.app.(Beginner); ok && ahead && pd.err == nil {
 		pd.a = b.Begin(ctx, pd.items)
 	}
 	return pd

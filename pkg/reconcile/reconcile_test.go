@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/cdctest"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -89,18 +90,8 @@ func (w *world) applyOpts(opts state.ApplyOptions, evs ...*cdc.Event) {
 }
 
 func ev(entity string, ct cdc.ChangeType, id string, ts int64, kv ...any) *cdc.Event {
-	e := &cdc.Event{Entity: entity, ChangeType: ct, RecordIDs: []string{id}, Version: cdc.Version{CommitTimestamp: ts, CommitNumber: 7, SequenceNumber: 1}}
-	for i := 0; i < len(kv); i += 2 {
-		var v cdc.Value
-		switch x := kv[i+1].(type) {
-		case string:
-			v = cdc.String(x)
-		case float64:
-			v = cdc.Number(x)
-		}
-		e.Fields = append(e.Fields, cdc.Field{Name: kv[i].(string), Value: v, Changed: true})
-	}
-	return e
+	return &cdc.Event{Entity: entity, ChangeType: ct, RecordIDs: []string{id},
+		Version: cdc.Version{CommitTimestamp: ts, CommitNumber: 7, SequenceNumber: 1}, Fields: cdctest.Fields(kv...)}
 }
 
 // seed creates three opportunities with one contact role each, then gaps

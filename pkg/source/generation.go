@@ -254,18 +254,25 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 		s.setFetchErr(tp, nil)
 	}()
 
-	// A batch begun ahead (AheadHandler) while the next one is prepared.
+	// With an AheadHandler, one batch may be in flight while the next is
+	// begun; a plain Handler handles each batch at once.
 	ahead, _ := s.h.(AheadHandler)
+	begin := func(batch []cdc.Message) Pending {
+		if ahead != nil {
+			return ahead.BeginBatch(g.handle, batch)
+		}
+		return handleNow{s.h, g.handle, batch}
+	}
 	type begun struct {
 		p           Pending
 		first, last int64
-		next, hwm   int64
+		hwm         int64
 	}
 	var inflight *begun
-	// finish makes a batch durable and marks it handled; ok is false when
+	// wait makes a batch durable and marks it handled; ok is false when
 	// the partition must stop (to, rewind as readFrom returns).
-	finish := func(b *begun, err error) (to int64, rewind, ok bool) {
-		if err != nil {
+	wait := func(b *begun) (to int64, rewind, ok bool) {
+		if err := b.p.Wait(); err != nil {
 			if g.handle.Err() != nil {
 				log.Warn().Err(err).Int64("first_offset", b.first).Int64("last_offset", b.last).
 					Msg("batch cancelled after the drain timeout; not committed")
@@ -282,16 +289,16 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 			g.fail(fmt.Errorf("handling %s/%d offsets %d-%d: %w", topic, a.ID, b.first, b.last, err))
 			return 0, false, false
 		}
-		g.markHandled(topic, a.ID, b.next)
-		if b.hwm >= b.next {
+		next := b.last + 1
+		g.markHandled(topic, a.ID, next)
+		if b.hwm >= next {
 			if *lagp == nil {
 				*lagp = s.m.lag.WithLabelValues(topic, strconv.Itoa(a.ID))
 			}
-			(*lagp).Set(float64(b.hwm - b.next))
+			(*lagp).Set(float64(b.hwm - next))
 		}
 		return 0, false, true
 	}
-	wait := func(b *begun) (int64, bool, bool) { return finish(b, b.p.Wait()) }
 
 	for {
 		var first kafka.Message
@@ -336,14 +343,7 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 			return 0, false
 		}
 		s.m.batchSize.Observe(float64(len(batch)))
-		b := &begun{first: batch[0].Offset, last: batch[len(batch)-1].Offset, next: batch[len(batch)-1].Offset + 1, hwm: hwm}
-		if ahead == nil {
-			if to, rw, ok := finish(b, s.h.HandleBatch(g.handle, batch)); !ok {
-				return to, rw
-			}
-			continue
-		}
-		b.p = ahead.BeginBatch(g.handle, batch)
+		b := &begun{p: begin(batch), first: batch[0].Offset, last: batch[len(batch)-1].Offset, hwm: hwm}
 		if inflight != nil {
 			prev := inflight
 			inflight = nil
@@ -361,6 +361,17 @@ func (g *generation) readFrom(topic string, a kafka.PartitionAssignment, start i
 		}
 	}
 }
+
+// handleNow is the Pending of a plain Handler: the batch is handled at Wait.
+type handleNow struct {
+	h    Handler
+	ctx  context.Context
+	msgs []cdc.Message
+}
+
+func (p handleNow) Sync() bool  { return true }
+func (p handleNow) Wait() error { return p.h.HandleBatch(p.ctx, p.msgs) }
+func (p handleNow) Abandon()    {}
 
 // startOffset picks where the partition resumes: the state store's position,
 // else the group's committed offset (or StartOffset), as carried by the

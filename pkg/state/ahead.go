@@ -3,8 +3,6 @@ package state
 import (
 	"context"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Applying is a batch begun ahead of the previous batch of its partition:
@@ -24,16 +22,13 @@ type Applying struct {
 	txs    []*tx
 	endPos string // the position its last call stores
 
-	// Set by its executor before done is closed.
-	done chan struct{}
-	ok   bool // every call applied
-	cmds []*redis.Cmd
+	done chan struct{} // closed by its executor; then ok says whether
+	ok   bool          // every call applied
 
 	// Set by Wait.
-	finished   bool
-	fellBack   bool // the calls did not all apply: it was applied again
-	waitResult BatchResult
-	waitErr    error
+	finished bool
+	fellBack bool // the calls did not all apply: it was applied again
+	waitErr  error
 }
 
 // Sync reports a batch Begin did not begin ahead: Wait applies it, and it
@@ -75,100 +70,78 @@ func (c *chains) swap(field string, a *Applying) *Applying {
 // partition, after a fallback). Abandon replaces Wait when a batch before
 // failed.
 func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
-	a := &Applying{s: s, ctx: ctx, items: items, done: make(chan struct{})}
+	a := &Applying{s: s, ctx: ctx, items: items, done: make(chan struct{}), sync: true}
 	if len(items) == 0 {
-		a.sync = true
 		close(a.done)
 		return a
 	}
 	a.field = posField(items[0].Msg.Topic, items[0].Msg.Partition)
-	last := s.chains.swap(a.field, a)
-	a.prev = last
-
-	var pos string
-	var before *plan
-	prevDone, prevOK := closedChan, func() bool { return true }
-	switch {
-	case last == nil || s.cfg.CacheGroups < 0:
-		// No known position to build on (nor a cache to carry the groups).
-		a.sync = true
-	case last.finished:
-		if last.waitErr != nil {
-			a.sync = true
-			break
-		}
-		exp, ok := s.expect.get(a.field)
-		if !ok {
-			a.sync = true
-			break
-		}
-		pos = exp
-	case last.sync || last.prev != nil && last.prev.finished && (last.prev.fellBack || last.prev.waitErr != nil):
-		// The batch before is applied at its Wait, or will find that the
-		// one before it failed: build on nothing of it.
-		a.sync = true
-	default:
-		pos, before = last.endPos, last.p
-		prevDone, prevOK = last.done, func() bool { return last.ok }
+	a.prev = s.chains.swap(a.field, a)
+	pos, before, after, ok := s.aheadOf(a.prev, a.field)
+	var p *plan
+	if ok {
+		var err error
+		p, err = s.planAfter(ctx, items, before)
+		ok = err == nil // a read failed: ApplyBatch will retry it
 	}
-	if a.sync {
+	if !ok {
 		close(a.done)
 		return a
 	}
-
-	p, err := s.planAfter(ctx, items, before)
-	if err != nil {
-		a.sync = true
-		close(a.done)
-		return a
-	}
-	a.p = p
-	changesKey := s.k.stream(StreamChanges)
-	for from, to := 0, 0; from < len(items); from = to {
-		to = min(from+sliceItems, len(items))
-		ts := s.build(p, a.field, pos, items[from:to])
-		for _, t := range ts {
-			if t.posNew != "" {
-				pos = t.posNew
-			}
-			t.args(changesKey)
-		}
-		a.txs = append(a.txs, ts...)
-	}
-	a.endPos = pos
+	a.sync, a.p = false, p
+	a.txs, a.endPos = s.buildSlices(p, a.field, pos, items, nil)
 	// Its groups, as its calls will leave them, stay with it: the next
 	// batch takes those it needs, Wait caches the others once durable.
-	go a.execute(prevDone, prevOK)
+	go a.execute(after)
 	return a
 }
 
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+// aheadOf says what a batch following last can be built on: the position
+// it starts from, the plan of a batch still in flight (to take its groups
+// and contact roles from), and that batch (to run after); ok is false when
+// it must be applied at its Wait instead.
+func (s *Store) aheadOf(last *Applying, field string) (pos string, before *plan, after *Applying, ok bool) {
+	switch {
+	case last == nil || s.cfg.CacheGroups < 0:
+		// No known position to build on (nor a cache to carry the groups).
+		return "", nil, nil, false
+	case last.finished:
+		pos, ok = s.expect.get(field)
+		return pos, nil, nil, ok && last.waitErr == nil
+	case last.sync || last.prev != nil && last.prev.finished && (last.prev.fellBack || last.prev.waitErr != nil):
+		// The batch before is applied at its Wait, or will find that the
+		// one before it failed: build on nothing of it.
+		return "", nil, nil, false
+	}
+	return last.endPos, last.p, last, true
+}
 
-// execute sends the calls once the batch before ran all of its, in one
-// pipeline: Redis runs them back to back while the rest is still being
-// written (a round trip per slice left Redis idle a third of the time).
-// A call that does not apply makes the ones after it refuse too (they
-// expect the position it would have stored).
-func (a *Applying) execute(prevDone <-chan struct{}, prevOK func() bool) {
+// execute sends the calls once the batch before (after, nil when it is
+// durable) ran all of its, in one pipeline: Redis runs them back to back
+// while the rest is still being written. A call that does not apply makes
+// the ones after it refuse too (they expect the position it would have
+// stored), and the batch after this one sends nothing.
+func (a *Applying) execute(after *Applying) {
 	defer close(a.done)
-	<-prevDone
-	if !prevOK() {
-		return
+	if after != nil {
+		if <-after.done; !after.ok {
+			return
+		}
 	}
-	changesKey := a.s.k.stream(StreamChanges)
-	pipe := a.s.rdb.Pipeline()
-	a.cmds = make([]*redis.Cmd, len(a.txs))
-	for i, t := range a.txs {
-		a.cmds[i] = t.run(a.ctx, pipe, changesKey)
+	if testHookBeforeSend != nil {
+		testHookBeforeSend()
 	}
-	_, _ = pipe.Exec(a.ctx)
-	for _, c := range a.cmds {
+	for _, c := range a.s.send(a.ctx, a.txs) {
 		if n, err := c.Int(); err != nil || n != scriptApplied {
 			return
 		}
 	}
 	a.ok = true
 }
+
+// testHookBeforeSend, set by tests, holds a batch's calls so that the next
+// batch is built before they run.
+var testHookBeforeSend func()
 
 // Wait returns once the batch is durable in Redis, with ApplyBatch's
 // contract. When its calls did not all apply (a concurrent writer, Redis
@@ -192,27 +165,18 @@ func (a *Applying) Wait() (BatchResult, error) {
 			s.expect.set(a.field, a.endPos)
 		}
 		s.cache.put(a.p.groups)
-		a.waitResult = res
 		return res, nil
 	}
-	if !a.sync {
-		// Its groups (and those the batch after it took) are speculative:
-		// they are dropped, and the batch is applied from what Redis holds.
-		a.fellBack = true
-		for _, c := range a.cmds {
-			if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				if err := s.Init(a.ctx); err != nil {
-					a.waitErr = err
-					return BatchResult{}, err
-				}
-			}
-		}
-	}
-	a.waitResult, a.waitErr = s.ApplyBatch(a.ctx, a.items)
+	// Its groups (and those the batch after it took) are speculative:
+	// they are dropped, and the batch is applied from what Redis holds
+	// (which also reloads the script if Redis lost it).
+	a.fellBack = !a.sync
+	res, err := s.ApplyBatch(a.ctx, a.items)
+	a.waitErr = err
 	if a.fellBack {
-		a.waitResult.Conflicts++
+		res.Conflicts++
 	}
-	return a.waitResult, a.waitErr
+	return res, err
 }
 
 // Abandon gives up a begun batch without applying it (the batch before it

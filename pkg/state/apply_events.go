@@ -43,14 +43,8 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 		if len(txs) == 0 {
 			return total, nil
 		}
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(txs))
-		for i, t := range txs {
-			cmds[i] = t.run(ctx, pipe, s.k.stream(StreamChanges))
-		}
-		_, _ = pipe.Exec(ctx)
 		var failed []*tx
-		for i, c := range cmds {
+		for i, c := range s.send(ctx, txs) {
 			n, err := c.Int()
 			if err != nil {
 				s.cache.clear()

@@ -20,9 +20,8 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 	var cur *tx
 	now := s.cfg.Now()
 	open := func() *tx {
-		if cur == nil || cur.full() {
+		if cur == nil || cur.full(s.txChanges) {
 			cur = newTx(s.k, field, expect)
-			cur.maxChanges = s.txChanges
 			txs = append(txs, cur)
 		}
 		return cur
@@ -74,9 +73,14 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 				continue
 			}
 			l := p.groups[oppID]
-			sig := s.aggSignature(&l.g.Opp)
-			var before map[string]contribution
-			if ev.Entity != cdc.EntityOpportunity {
+			// An opportunity change moves its people's aggregates only
+			// through its signature (its roles stay as they were); a role
+			// change through the roles.
+			var sig aggSignature
+			var before, after map[string]contribution
+			if ev.Entity == cdc.EntityOpportunity {
+				sig = s.aggSignature(&l.g.Opp)
+			} else {
 				before = s.contributions(l.g)
 			}
 			pr := priorOf(l.g)
@@ -96,12 +100,9 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 			l.rev++
 			t.changes++
 			c := BatchResult{Applied: 1}
-			var after map[string]contribution
 			if ev.Entity != cdc.EntityOpportunity {
 				after = s.contributions(l.g)
 			} else {
-				// An opportunity change moves its people's aggregates only
-				// through its signature; its roles stay as they were.
 				if now := s.aggSignature(&l.g.Opp); now != sig {
 					before, after = contributionsOf(l.g, sig), contributionsOf(l.g, now)
 				}
@@ -123,13 +124,7 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 		}
 		done(next)
 	}
-	out := txs[:0]
-	for _, t := range txs {
-		if !t.empty() {
-			out = append(out, t)
-		}
-	}
-	return out
+	return txs
 }
 
 func knownEntity(e string) bool {

@@ -8,62 +8,65 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/testenv"
 )
 
 // Merging the writes of many record changes into one script call must be
 // unobservable: the same traffic applied one change per call and 64 changes
 // per call leaves the same keys, values, aggregates and trigger entries.
 func TestMergedCallsWriteWhatSingleCallsWrite(t *testing.T) {
-	gen := synth.NewGenerator(synth.GenConfig{Org: "merge", Seed: 7, Opportunities: 40, Start: time.UnixMilli(1_764_000_000_000), NoOracle: true})
-	var evs []*cdc.Event
-	for len(evs) < 3000 {
-		ch := gen.Next()
-		evs = append(evs, &cdc.Event{Entity: ch.Entity, ChangeType: ch.Type, RecordIDs: ch.RecordIDs,
-			Version: ch.Version, Header: ch.Header, Fields: ch.Fields})
-	}
-	run := func(f *fixture) {
-		for from := 0; from < len(evs); from += 500 {
-			f.apply(evs[from:min(from+500, len(evs))]...)
+	evs := generated(3000, 40)
+	var singleNotes int
+	merged := sameKeys(t, func(f *fixture) {
+		f.s.txChanges = 1
+		for _, b := range split(evs, 500) {
+			f.apply(b...)
 		}
-	}
-	// The same org both times (event ids depend on it), one after the other.
-	single := newFixture(t, func(c *Config) { c.CacheGroups = -1 })
-	single.s.txChanges = 1
-	run(single)
-	a := dumpOrg(t, single)
-	singleNotes := len(single.entries(StreamChanges))
-	ctx := context.Background()
-	for _, k := range single.rdb.Keys(ctx, single.s.k.prefix+"*").Val() {
-		single.rdb.Del(ctx, k)
-	}
-	merged := newFixture(t, func(c *Config) { c.Org = single.org })
-	run(merged)
-	b := dumpOrg(t, merged)
-	if len(a) < 100 {
-		t.Fatalf("only %d keys written: the traffic exercised too little", len(a))
-	}
-	for k, va := range a {
-		vb, ok := b[k]
-		if !ok {
-			t.Errorf("key %s written one change per call only", k)
-			continue
+		singleNotes = len(f.entries(StreamChanges))
+	}, func(f *fixture) {
+		for _, b := range split(evs, 500) {
+			f.apply(b...)
 		}
-		if !reflect.DeepEqual(va, vb) {
-			t.Errorf("key %s differs:\n one per call: %.400v\n merged:       %.400v", k, va, vb)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			t.Errorf("key %s written by merged calls only", k)
-		}
-	}
+	})
 	if n := len(merged.entries(StreamChanges)); n >= singleNotes || n == 0 {
 		t.Errorf("%d changes entries for merged calls, %d for single ones: expected fewer, not none", n, singleNotes)
 	}
+}
+
+// sameKeys applies traffic twice under one org (event ids depend on it):
+// first on a fresh fixture, then, once its keys are read and deleted,
+// second on another. It reports every key whose content differs (but those
+// named in skip) and returns the second fixture.
+func sameKeys(t *testing.T, first, second func(*fixture), skip ...string) *fixture {
+	t.Helper()
+	a := newFixture(t)
+	first(a)
+	want := dumpOrg(t, a)
+	testenv.DropOrg(a.rdb, a.org)
+	b := newFixture(t, func(c *Config) { c.Org = a.org })
+	second(b)
+	got := dumpOrg(t, b)
+	for _, k := range skip {
+		delete(want, k)
+		delete(got, k)
+	}
+	if len(want) < 100 {
+		t.Fatalf("only %d keys written: the traffic exercised too little", len(want))
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			t.Errorf("key %s written by the first run only", k)
+		} else if !reflect.DeepEqual(g, v) {
+			t.Errorf("key %s differs:\n first:  %.400v\n second: %.400v", k, v, g)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("key %s written by the second run only", k)
+		}
+	}
+	return b
 }
 
 // dumpOrg reads every key of the fixture's org (but the changes stream,
@@ -117,20 +120,16 @@ func dumpOrg(t *testing.T, f *fixture) map[string]any {
 func TestLargeCommandsAreSplit(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	tx := newTx(f.s.k, "", "")
+	call := newTx(f.s.k, "", "")
 	const n = 3*maxCommandArgs + 7
 	for i := 0; i < n; i++ {
 		p := fmt.Sprintf("003%06d", i)
-		tx.zaddGT(f.s.k.people(), int64(1000+i), p)
-		tx.hset(f.s.k.person("003P"), p, "1")
-		tx.sadd(f.s.k.opps(), p)
-		tx.zincrby(f.s.k.agg(AggCount), 1, p)
+		call.zaddGT(f.s.k.people(), int64(1000+i), p)
+		call.hset(f.s.k.person("003P"), p, "1")
+		call.sadd(f.s.k.opps(), p)
+		call.zincrby(f.s.k.agg(AggCount), 1, p)
 	}
-	pipe := f.rdb.Pipeline()
-	cmd := tx.run(ctx, pipe, f.s.k.stream(StreamChanges))
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cmd := f.s.send(ctx, []*tx{call})[0]
 	if r, err := cmd.Int(); err != nil || r != scriptApplied {
 		t.Fatalf("script returned %v, %v", r, err)
 	}
@@ -147,13 +146,11 @@ func TestLargeCommandsAreSplit(t *testing.T) {
 		t.Fatalf("%d set members, want %d", c, n)
 	}
 	// GT held on every part: a lower score does not lower it.
-	tx = newTx(f.s.k, "", "")
+	call = newTx(f.s.k, "", "")
 	for i := 0; i < n; i++ {
-		tx.zaddGT(f.s.k.people(), 1, fmt.Sprintf("003%06d", i))
+		call.zaddGT(f.s.k.people(), 1, fmt.Sprintf("003%06d", i))
 	}
-	pipe = f.rdb.Pipeline()
-	tx.run(ctx, pipe, f.s.k.stream(StreamChanges))
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := f.s.send(ctx, []*tx{call})[0].Err(); err != nil {
 		t.Fatal(err)
 	}
 	if s := f.rdb.ZScore(ctx, f.s.k.people(), fmt.Sprintf("003%06d", n-1)).Val(); s != float64(1000+n-1) {

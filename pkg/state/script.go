@@ -85,30 +85,27 @@ const (
 // entries keep their order). Since the script writes all of them or none,
 // merging cannot be observed.
 type tx struct {
+	k      keys
 	keys   []string
 	keyIdx map[string]int
 
-	revsKey string
-	guards  []any // group ids
-	expects []any // their expected revisions
+	groups  []string // the groups it writes, guarded by their revision
+	expects []any    // the revision each of them must have
 	guarded map[string]bool
 
-	hashes   ordered[*memberSet] // HSET / HDEL
-	sets     ordered[*memberSet] // SADD / SREM
-	zsets    ordered[*memberSet] // ZADD / ZREM, value = score
-	zmax     ordered[*maxSet]    // ZADD GT
-	zincr    ordered[*incrSet]   // ZINCRBY
-	zappend  ordered[*[]any]     // ZADD of new members (score, member pairs)
-	entries  []any               // XADD, C and T commands in order
-	notes    []string            // opportunities written, for the changes stream
-	noted    map[string]bool
-	nCommon  int
-	rendered []any
+	hashes  ordered[ordered[write]]   // HSET / HDEL
+	sets    ordered[ordered[write]]   // SADD / SREM
+	zsets   ordered[ordered[write]]   // ZADD / ZREM, value = score
+	zmax    ordered[ordered[int64]]   // ZADD GT
+	zincr   ordered[ordered[float64]] // ZINCRBY
+	zappend ordered[[]any]            // ZADD of new members (score, member pairs)
+	entries []any                     // XADD, C and T commands in order
+	notes   ordered[struct{}]         // groups written, for the changes stream
+	nCommon int
 
-	changes    int // record changes in the call
-	maxChanges int
-	groups     []string // opportunity groups it writes
-	counts     BatchResult
+	changes  int // record changes in the call
+	counts   BatchResult
+	rendered []any
 
 	// position guard
 	posField, posExpect, posNew string
@@ -116,13 +113,11 @@ type tx struct {
 
 func newTx(k keys, field, expect string) *tx {
 	return &tx{
-		maxChanges: defaultTxChanges,
-		revsKey:    k.revs(),
-		keys:       []string{k.positions(), k.revs()},
-		keyIdx:     map[string]int{k.positions(): 1, k.revs(): 2},
-		guarded:    map[string]bool{},
-		noted:      map[string]bool{},
-		posField:   field, posExpect: expect,
+		k:        k,
+		keys:     []string{k.positions(), k.revs()},
+		keyIdx:   map[string]int{k.positions(): 1, k.revs(): 2},
+		guarded:  map[string]bool{},
+		posField: field, posExpect: expect,
 	}
 }
 
@@ -135,15 +130,9 @@ func (t *tx) key(k string) int {
 	return len(t.keys)
 }
 
-// empty reports a tx with nothing to write and no position to store.
-func (t *tx) empty() bool {
-	return t.posNew == "" && len(t.guards) == 0 && len(t.entries) == 0 && t.hashes.len() == 0 &&
-		t.sets.len() == 0 && t.zsets.len() == 0 && t.zmax.len() == 0 && t.zincr.len() == 0 && t.zappend.len() == 0
-}
-
-// full reports a tx that should not take more changes.
-func (t *tx) full() bool {
-	return t.changes >= t.maxChanges || len(t.entries) >= txArgs
+// full reports a tx that should not take more changes than max.
+func (t *tx) full(max int) bool {
+	return t.changes >= max || len(t.entries) >= txArgs
 }
 
 // guard makes the call conditional on the group's revision (the first one
@@ -151,51 +140,44 @@ func (t *tx) full() bool {
 func (t *tx) guard(group string, rev int64) {
 	if !t.guarded[group] {
 		t.guarded[group] = true
-		t.guards = append(t.guards, group)
-		t.expects = append(t.expects, strconv.FormatInt(rev, 10))
 		t.groups = append(t.groups, group)
+		t.expects = append(t.expects, strconv.FormatInt(rev, 10))
 	}
-	t.hset(t.revsKey, group, strconv.FormatInt(rev+1, 10))
+	t.hset(t.k.revs(), group, strconv.FormatInt(rev+1, 10))
 }
 
 func (t *tx) hset(key string, fv ...string) {
-	h := t.hashes.get(key, newMemberSet)
+	h := t.hashes.at(key)
 	for i := 0; i+1 < len(fv); i += 2 {
-		h.set(fv[i], fv[i+1])
+		*h.at(fv[i]) = write{val: fv[i+1]}
 	}
 }
 
-func (t *tx) hdel(key, field string)  { t.hashes.get(key, newMemberSet).del(field) }
-func (t *tx) sadd(key, member string) { t.sets.get(key, newMemberSet).set(member, "") }
-func (t *tx) srem(key, member string) { t.sets.get(key, newMemberSet).del(member) }
+func (t *tx) hdel(key, field string)  { *t.hashes.at(key).at(field) = write{removed: true} }
+func (t *tx) sadd(key, member string) { *t.sets.at(key).at(member) = write{} }
+func (t *tx) srem(key, member string) { *t.sets.at(key).at(member) = write{removed: true} }
 func (t *tx) zadd(key string, score int64, member string) {
-	t.zsets.get(key, newMemberSet).set(member, strconv.FormatInt(score, 10))
+	*t.zsets.at(key).at(member) = write{val: strconv.FormatInt(score, 10)}
 }
-func (t *tx) zrem(key, member string) { t.zsets.get(key, newMemberSet).del(member) }
+func (t *tx) zrem(key, member string) { *t.zsets.at(key).at(member) = write{removed: true} }
 
 // zaddGT raises member's score to at least score.
 func (t *tx) zaddGT(key string, score int64, member string) {
-	m := t.zmax.get(key, func() *maxSet { return &maxSet{m: map[string]int64{}} })
-	if old, ok := m.m[member]; !ok {
-		m.order = append(m.order, member)
-		m.m[member] = score
-	} else if score > old {
-		m.m[member] = score
+	m := t.zmax.at(key)
+	_, seen := m.m[member]
+	if v := m.at(member); !seen || score > *v {
+		*v = score
 	}
 }
 
 func (t *tx) zincrby(key string, delta float64, member string) {
-	m := t.zincr.get(key, func() *incrSet { return &incrSet{m: map[string]float64{}} })
-	if _, ok := m.m[member]; !ok {
-		m.order = append(m.order, member)
-	}
-	m.m[member] += delta
+	*t.zincr.at(key).at(member) += delta
 }
 
 // zaddNew adds members that no other write of the call names (score,
 // member pairs).
 func (t *tx) zaddNew(key string, pairs ...any) {
-	p := t.zappend.get(key, func() *[]any { return new([]any) })
+	p := t.zappend.at(key)
 	*p = append(*p, pairs...)
 }
 
@@ -225,25 +207,19 @@ func (t *tx) trigger(key, id string, fields ...any) {
 }
 
 // note records that the call wrote an opportunity group.
-func (t *tx) note(oppID string) {
-	if !t.noted[oppID] {
-		t.noted[oppID] = true
-		t.notes = append(t.notes, oppID)
-	}
-}
+func (t *tx) note(oppID string) { t.notes.at(oppID) }
 
-// args renders the call's arguments (see applyScript).
-func (t *tx) args(changesKey string) []any {
+// args renders the call's arguments (see applyScript) the first time it is
+// called; the tx takes no more writes after that.
+func (t *tx) args() []any {
 	if t.rendered != nil {
 		return t.rendered
 	}
-	if len(t.notes) > 0 {
-		t.xadd(changesKey, "MAXLEN", "~", changesMaxLen, "*", "opps", strings.Join(t.notes, " "))
-		t.notes, t.noted = nil, map[string]bool{}
+	args := make([]any, 0, 4+2*len(t.groups)+len(t.entries)+64)
+	args = append(args, t.posField, t.posExpect, t.posNew, len(t.groups))
+	for _, g := range t.groups {
+		args = append(args, g)
 	}
-	args := make([]any, 0, 4+2*len(t.guards)+len(t.entries)+64)
-	args = append(args, t.posField, t.posExpect, t.posNew, len(t.guards))
-	args = append(args, t.guards...)
 	args = append(args, t.expects...)
 	// cmd appends one command, split into several when its arguments are
 	// many (Lua's unpack has a limit); unit keeps pairs together and head
@@ -265,136 +241,92 @@ func (t *tx) args(changesKey string) []any {
 			from = to
 		}
 	}
-	for _, k := range t.hashes.keys {
-		set, del := t.hashes.m[k].split(false)
-		cmd("HSET", k, set)
-		cmd("HDEL", k, del)
+	// writeRemove renders a set of last writes as one command for the
+	// written members and one for the removed ones.
+	writeRemove := func(w ordered[ordered[write]], set, remove string, pair func(m string, w write) []any) {
+		for _, k := range w.keys {
+			var add, rem []any
+			for _, m := range w.m[k].keys {
+				if v := w.m[k].m[m]; v.removed {
+					rem = append(rem, m)
+				} else {
+					add = append(add, pair(m, *v)...)
+				}
+			}
+			cmd(set, k, add)
+			cmd(remove, k, rem)
+		}
 	}
-	for _, k := range t.sets.keys {
-		add, rem := t.sets.m[k].split(true)
-		cmd("SADD", k, add)
-		cmd("SREM", k, rem)
-	}
-	for _, k := range t.zsets.keys {
-		add, rem := t.zsets.m[k].splitScored()
-		cmd("ZADD", k, add)
-		cmd("ZREM", k, rem)
-	}
+	writeRemove(t.hashes, "HSET", "HDEL", func(m string, w write) []any { return []any{m, w.val} })
+	writeRemove(t.sets, "SADD", "SREM", func(m string, _ write) []any { return []any{m} })
+	writeRemove(t.zsets, "ZADD", "ZREM", func(m string, w write) []any { return []any{w.val, m} })
 	for _, k := range t.zappend.keys {
 		cmd("ZADD", k, *t.zappend.m[k])
 	}
 	for _, k := range t.zmax.keys {
 		m := t.zmax.m[k]
-		a := make([]any, 0, 1+2*len(m.order))
+		a := make([]any, 0, 1+2*len(m.keys))
 		a = append(a, "GT")
-		for _, member := range m.order {
-			a = append(a, m.m[member], member)
+		for _, member := range m.keys {
+			a = append(a, *m.m[member], member)
 		}
 		cmd("ZADD", k, a)
 	}
 	for _, k := range t.zincr.keys {
 		m := t.zincr.m[k]
-		for _, member := range m.order {
-			if d := m.m[member]; d != 0 {
-				cmd("ZINCRBY", k, []any{cdc.FormatNumber(d), member})
-			}
+		for _, member := range m.keys {
+			// Even a sum of 0: the increments it stands for would have
+			// added the member.
+			cmd("ZINCRBY", k, []any{cdc.FormatNumber(*m.m[member]), member})
 		}
 	}
-	t.rendered = append(args, t.entries...)
-	return t.rendered
+	args = append(args, t.entries...)
+	if len(t.notes.keys) > 0 {
+		// Readers of the replica tail the changes stream: one entry per call.
+		entry := []any{"MAXLEN", "~", changesMaxLen, "*", "opps", strings.Join(t.notes.keys, " ")}
+		args = append(args, "XADD", t.key(t.k.stream(StreamChanges)), len(entry))
+		args = append(args, entry...)
+	}
+	t.rendered = args
+	return args
 }
 
-// run queues the call on pipe.
-func (t *tx) run(ctx context.Context, pipe redis.Pipeliner, changesKey string) *redis.Cmd {
-	args := t.args(changesKey)
-	return applyScript.EvalSha(ctx, pipe, t.keys, args...)
+// send runs txs in order in one pipeline and returns their replies.
+func (s *Store) send(ctx context.Context, txs []*tx) []*redis.Cmd {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(txs))
+	for i, t := range txs {
+		args := t.args() // may add keys
+		cmds[i] = applyScript.EvalSha(ctx, pipe, t.keys, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
 }
 
 // ordered is a map that remembers the order its keys were first used in,
 // so that the commands of a call come out in a stable order.
 type ordered[V any] struct {
 	keys []string
-	m    map[string]V
+	m    map[string]*V
 }
 
-func (o *ordered[V]) get(key string, mk func() V) V {
+// at returns key's value, adding a zero one when the key is new.
+func (o *ordered[V]) at(key string) *V {
 	if v, ok := o.m[key]; ok {
 		return v
 	}
 	if o.m == nil {
-		o.m = map[string]V{}
+		o.m = map[string]*V{}
 	}
-	v := mk()
+	v := new(V)
 	o.m[key] = v
 	o.keys = append(o.keys, key)
 	return v
 }
 
-func (o *ordered[V]) len() int { return len(o.keys) }
-
-// memberSet holds the last write of each field or member: a value, or a
+// write is the last write of a hash field or set member: a value, or a
 // removal.
-type memberSet struct {
-	order []string
-	m     map[string]memberWrite
-}
-
-type memberWrite struct {
+type write struct {
 	val     string
 	removed bool
-}
-
-func newMemberSet() *memberSet { return &memberSet{m: map[string]memberWrite{}} }
-
-func (s *memberSet) set(k, v string) {
-	if _, ok := s.m[k]; !ok {
-		s.order = append(s.order, k)
-	}
-	s.m[k] = memberWrite{val: v}
-}
-
-func (s *memberSet) del(k string) {
-	if _, ok := s.m[k]; !ok {
-		s.order = append(s.order, k)
-	}
-	s.m[k] = memberWrite{removed: true}
-}
-
-// split returns the field/value pairs (or, for sets, the members) to write
-// and the fields or members to remove.
-func (s *memberSet) split(membersOnly bool) (set, del []any) {
-	for _, k := range s.order {
-		w := s.m[k]
-		switch {
-		case w.removed:
-			del = append(del, k)
-		case membersOnly:
-			set = append(set, k)
-		default:
-			set = append(set, k, w.val)
-		}
-	}
-	return set, del
-}
-
-// splitScored returns score/member pairs to add and members to remove.
-func (s *memberSet) splitScored() (add, rem []any) {
-	for _, k := range s.order {
-		if w := s.m[k]; w.removed {
-			rem = append(rem, k)
-		} else {
-			add = append(add, w.val, k)
-		}
-	}
-	return add, rem
-}
-
-type maxSet struct {
-	order []string
-	m     map[string]int64
-}
-
-type incrSet struct {
-	order []string
-	m     map[string]float64
 }

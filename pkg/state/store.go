@@ -287,48 +287,18 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	// The executor keeps the order; a call that finds the position or a
 	// group moved writes nothing, and the calls after it, which expect the
 	// position it would have stored, write nothing either.
-	var txs []*tx
-	var cmds []*redis.Cmd
-	changesKey := s.k.stream(StreamChanges)
 	jobs := make(chan []*tx, 16)
-	done := make(chan [][]*redis.Cmd, 1)
+	done := make(chan []*redis.Cmd, 1)
 	go func() {
-		var all [][]*redis.Cmd
+		var cmds []*redis.Cmd
 		for ts := range jobs {
-			pipe := s.rdb.Pipeline()
-			out := make([]*redis.Cmd, len(ts))
-			for i, t := range ts {
-				out[i] = t.run(ctx, pipe, changesKey)
-			}
-			_, _ = pipe.Exec(ctx)
-			all = append(all, out)
+			cmds = append(cmds, s.send(ctx, ts)...)
 		}
-		done <- all
+		done <- cmds
 	}()
-	pos := stored
-	for from, to := 0, 0; from < len(todo); from = to {
-		// A short first slice gets Redis started early.
-		to = min(from+sliceItems, len(todo))
-		if from == 0 {
-			to = min(firstSliceItems, len(todo))
-		}
-		ts := s.build(p, field, pos, todo[from:to])
-		if len(ts) == 0 {
-			continue
-		}
-		for _, t := range ts {
-			if t.posNew != "" {
-				pos = t.posNew
-			}
-			t.args(changesKey) // rendered here, so the executor only sends
-		}
-		txs = append(txs, ts...)
-		jobs <- ts
-	}
+	txs, _ := s.buildSlices(p, field, stored, todo, func(ts []*tx) { jobs <- ts })
 	close(jobs)
-	for _, out := range <-done {
-		cmds = append(cmds, out...)
-	}
+	cmds := <-done
 	if len(txs) == 0 {
 		return res, true, nil
 	}
@@ -361,6 +331,35 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	res.Unresolved += p.unresolved
 	failedFrom = len(txs)
 	return res, true, nil
+}
+
+// buildSlices builds the calls of items from position pos, slice by slice
+// (a short first slice gets Redis started early), rendering them on the
+// way, and hands each slice to emit when set. It returns all the calls and
+// the position the last one stores.
+func (s *Store) buildSlices(p *plan, field, pos string, items []Item, emit func([]*tx)) ([]*tx, string) {
+	var txs []*tx
+	for from, to := 0, 0; from < len(items); from = to {
+		to = min(from+sliceItems, len(items))
+		if from == 0 {
+			to = min(firstSliceItems, len(items))
+		}
+		ts := s.build(p, field, pos, items[from:to])
+		if len(ts) == 0 {
+			continue
+		}
+		for _, t := range ts {
+			if t.posNew != "" {
+				pos = t.posNew
+			}
+			t.args() // rendered here, so that sending only writes
+		}
+		txs = append(txs, ts...)
+		if emit != nil {
+			emit(ts)
+		}
+	}
+	return txs, pos
 }
 
 // keepGroups caches the planned groups that are now what Redis holds: all

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oppsync/oppsync/internal/cdctest"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
@@ -55,28 +56,11 @@ func init() { clockMillis.Store(1_764_000_000_000) }
 
 func event(entity string, ct cdc.ChangeType, ids []string, kv ...any) *cdc.Event {
 	ts := clockMillis.Add(1000)
-	var fields []cdc.Field
-	for i := 0; i < len(kv); i += 2 {
-		var v cdc.Value
-		switch x := kv[i+1].(type) {
-		case string:
-			v = cdc.String(x)
-		case int:
-			v = cdc.Number(float64(x))
-		case float64:
-			v = cdc.Number(x)
-		case bool:
-			v = cdc.Bool(x)
-		case cdc.Value:
-			v = x
-		}
-		fields = append(fields, cdc.Field{Name: kv[i].(string), Value: v, Changed: true})
-	}
 	return &cdc.Event{
 		Entity: entity, ChangeType: ct, RecordIDs: ids,
 		Version: cdc.Version{CommitTimestamp: ts, CommitNumber: ts, SequenceNumber: 1},
 		Header:  cdc.EventHeader{TransactionKey: fmt.Sprintf("tx-%d", ts), SequenceNumber: 1, CommitUser: "005U", ChangeOrigin: "com/salesforce/api/rest/61.0"},
-		Fields:  fields, SchemaID: entity + "-schema",
+		Fields:  cdctest.Fields(kv...), SchemaID: entity + "-schema",
 		Schema: []cdc.FieldInfo{{Name: "Amount", Kind: cdc.KindNumber, SalesforceType: "Currency"}},
 	}
 }
@@ -243,11 +227,7 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 	}
 	// As go-redis does when a reply times out: the same call, twice.
 	for i, want := range []int{scriptApplied, scriptPosConflict} {
-		pipe := f.rdb.Pipeline()
-		cmd := txs[0].run(ctx, pipe, f.s.k.stream(StreamChanges))
-		if _, err := pipe.Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
+		cmd := f.s.send(ctx, []*tx{txs[0]})[0]
 		if n, _ := cmd.Int(); n != want {
 			t.Fatalf("run %d returned %d, want %d", i, n, want)
 		}
@@ -269,11 +249,7 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 	}
 	txs = f.s.build(p, "", "", items)
 	for i, want := range []int{scriptApplied, scriptMoved} {
-		pipe := f.rdb.Pipeline()
-		cmd := txs[0].run(ctx, pipe, f.s.k.stream(StreamChanges))
-		if _, err := pipe.Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
+		cmd := f.s.send(ctx, []*tx{txs[0]})[0]
 		if n, _ := cmd.Int(); n != want {
 			t.Fatalf("unpositioned run %d returned %d, want %d", i, n, want)
 		}

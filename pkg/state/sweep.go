@@ -43,8 +43,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pipe := s.rdb.Pipeline()
-	var cmds []*redis.Cmd
+	var txs []*tx
 	var counts []int
 	for _, id := range ids {
 		l := groups[id]
@@ -74,15 +73,14 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 			s.writeTriggers(t, l, res.Triggers)
 			t.note(id)
 		}
-		cmds = append(cmds, t.run(ctx, pipe, s.k.stream(StreamChanges)))
+		txs = append(txs, t)
 		counts = append(counts, len(res.Triggers))
 	}
-	if len(cmds) == 0 {
+	if len(txs) == 0 {
 		return 0, nil
 	}
-	_, _ = pipe.Exec(ctx)
 	written := 0
-	for i, c := range cmds {
+	for i, c := range s.send(ctx, txs) {
 		n, err := c.Int()
 		if err != nil {
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oppsync/oppsync/internal/cdctest"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
@@ -43,35 +44,16 @@ func newViewFixture(t *testing.T) *viewFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, "oppsync:{"+s.Org()+"}:*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	t.Cleanup(func() { testenv.DropOrg(rdb, s.Org()) })
 	return f
 }
 
 func (f *viewFixture) ev(entity string, ct cdc.ChangeType, id string, kv ...any) *cdc.Event {
 	f.ts += 1000
 	f.clock = time.UnixMilli(f.ts)
-	var fields []cdc.Field
-	for i := 0; i < len(kv); i += 2 {
-		var v cdc.Value
-		switch x := kv[i+1].(type) {
-		case string:
-			v = cdc.String(x)
-		case int:
-			v = cdc.Number(float64(x))
-		case bool:
-			v = cdc.Bool(x)
-		}
-		fields = append(fields, cdc.Field{Name: kv[i].(string), Value: v, Changed: true})
-	}
 	return &cdc.Event{Entity: entity, ChangeType: ct, RecordIDs: []string{id},
 		Version: cdc.Version{CommitTimestamp: f.ts, CommitNumber: f.ts, SequenceNumber: 1},
-		Header:  cdc.EventHeader{TransactionKey: fmt.Sprint(f.ts), SequenceNumber: 1}, Fields: fields}
+		Header:  cdc.EventHeader{TransactionKey: fmt.Sprint(f.ts), SequenceNumber: 1}, Fields: cdctest.Fields(kv...)}
 }
 
 func (f *viewFixture) opp(ct cdc.ChangeType, id string, kv ...any) *cdc.Event {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oppsync/oppsync/internal/cdctest"
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
@@ -23,32 +24,11 @@ type step struct {
 }
 
 func opp(ct cdc.ChangeType, id string, ts int64, kv ...any) step {
-	return step{cdc.EntityOpportunity, ct, id, ts, fields(kv...)}
+	return step{cdc.EntityOpportunity, ct, id, ts, cdctest.Fields(kv...)}
 }
 
 func ocr(ct cdc.ChangeType, id string, ts int64, kv ...any) step {
-	return step{cdc.EntityContactRole, ct, id, ts, fields(kv...)}
-}
-
-func fields(kv ...any) []cdc.Field {
-	var out []cdc.Field
-	for i := 0; i < len(kv); i += 2 {
-		var v cdc.Value
-		switch x := kv[i+1].(type) {
-		case string:
-			v = cdc.String(x)
-		case float64:
-			v = cdc.Number(x)
-		case int:
-			v = cdc.Number(float64(x))
-		case bool:
-			v = cdc.Bool(x)
-		case nil:
-			v = cdc.Null
-		}
-		out = append(out, cdc.Field{Name: kv[i].(string), Value: v, Changed: true})
-	}
-	return out
+	return step{cdc.EntityContactRole, ct, id, ts, cdctest.Fields(kv...)}
 }
 
 func (s step) change() Change {
