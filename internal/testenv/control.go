@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,26 +15,21 @@ import (
 // on a loaded two-core machine can take a minute.
 const controlTimeout = 4 * time.Minute
 
-// StopKafka stops the test broker through test/kafka.sh; StartKafka brings it
-// back on the same port with the same data. They are for fault tests: a
-// broker stop breaks every other test using it at that time, so such tests
-// carry the `faults` build tag and `make test-faults` runs packages one at a
-// time (-p 1). A test that stops the broker must start it again (use
-// t.Cleanup(func() { StartKafka(t) }) right after stopping).
-func StopKafka(t testing.TB) { t.Helper(); control(t, "kafka", "stop") }
-
-// StartKafka starts the test broker again; see StopKafka. It returns once the
-// broker answers metadata requests.
-func StartKafka(t testing.TB) { t.Helper(); control(t, "kafka", "start") }
-
-// StopRedis stops the test Redis through test/redis.sh; StartRedis brings it
-// back on the same port, reloading its append-only file. Same rules as
-// StopKafka.
-func StopRedis(t testing.TB) { t.Helper(); control(t, "redis", "stop") }
-
-// StartRedis starts the test Redis again; see StopRedis. It returns once
-// Redis answers PING.
-func StartRedis(t testing.TB) { t.Helper(); control(t, "redis", "start") }
+// Outage stops service ("kafka" or "redis") through its test/ script and
+// returns the function that starts it again on the same port with the same
+// data (Kafka answers metadata requests, Redis PING, when it returns); when
+// the test ends without calling it, a cleanup does. It is for fault tests:
+// an outage breaks every other test using the service at that time, so such
+// tests carry the `faults` build tag and `make test-faults` runs packages one
+// at a time (-p 1).
+func Outage(t testing.TB, service string) (restart func()) {
+	t.Helper()
+	control(t, service, "stop")
+	var once sync.Once
+	restart = func() { once.Do(func() { control(t, service, "start") }) }
+	t.Cleanup(restart)
+	return restart
+}
 
 func control(t testing.TB, service, action string) {
 	t.Helper()

@@ -22,18 +22,11 @@ func TestFaultRedisRestart(t *testing.T) {
 		t.Fatalf("SET: %v", err)
 	}
 
-	StopRedis(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			StartRedis(t)
-		}
-	})
+	restart := Outage(t, "redis")
 	if err := client.Ping(ctx).Err(); err == nil {
 		t.Fatalf("PING succeeded while Redis was stopped")
 	}
-	StartRedis(t)
-	restarted = true
+	restart()
 
 	var got string
 	Eventually(t, 30*time.Second, func() (bool, string) {
@@ -64,15 +57,7 @@ func TestFaultKafkaRestart(t *testing.T) {
 	}
 	_ = w.Close()
 
-	StopKafka(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			StartKafka(t)
-		}
-	})
-	StartKafka(t)
-	restarted = true
+	Outage(t, "kafka")()
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()

@@ -240,7 +240,7 @@ func setupBench(b *testing.B) *benchSeed {
 			cancel()
 			<-done
 			if os.Getenv("OPPSYNC_BENCH_ORG") == "" {
-				cleanupOrg(rdb, seed.name)
+				testenv.DropOrg(rdb, seed.name)
 			}
 			_ = rdb.Close()
 		}

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -24,8 +22,6 @@ import (
 	"github.com/oppsync/oppsync/pkg/state"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
 
 // org is a synthetic org whose events flowed through the real pipeline
 // (generator → encoder → decoder → pipeline → state) into the test Redis,
@@ -56,45 +52,16 @@ func newOrg(t testing.TB, cfg synth.GenConfig) *org {
 		t.Fatal(err)
 	}
 	o.enc = enc
-	dec, err := decode.New(decode.Config{HiddenFields: []string{"Opportunity.Description"}}, decode.NewMapSource(enc.Schemas()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.New(state.Config{
+	o.pipe, o.store = inproc.New(t, rdb, enc, decode.Config{HiddenFields: []string{"Opportunity.Description"}}, state.Config{
 		Org: o.name, Currency: "USD", IgnoreFields: synth.DefaultIgnoreFields,
 		Now: func() time.Time { return o.clock },
-	}, rdb)
+	})
+	o.view, err = state.NewView(o.store, state.ViewConfig{Block: 100 * time.Millisecond, OnError: func(err error) { t.Logf("view: %v", err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	o.store = store
-	o.pipe = pipeline.New(pipeline.Config{}, dec, store, prometheus.NewRegistry(), zerolog.Nop())
-	o.view, err = state.NewView(store, state.ViewConfig{Block: 100 * time.Millisecond, OnError: func(err error) { t.Logf("view: %v", err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cleanupOrg(rdb, o.name) })
+	t.Cleanup(func() { testenv.DropOrg(rdb, o.name) })
 	return o
-}
-
-// cleanupOrg deletes the org's keys from the shared Redis.
-func cleanupOrg(rdb *redis.Client, name string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, "oppsync:{"+name+"}:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 500 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
 }
 
 // feed generates n changes and pushes them through the pipeline in batches.
@@ -184,28 +151,6 @@ func errorText(t testing.TB, r response) string {
 		t.Fatalf("not a JSON error (%d): %s", r.code, r.body)
 	}
 	return e.Error
-}
-
-// golden compares got with testdata/golden/name, rewriting it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n got %s\nwant %s", name, got, want)
-	}
 }
 
 func sortedKeys(m map[string]bool) []string {

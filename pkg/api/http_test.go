@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
@@ -82,7 +83,7 @@ func TestRecordsGolden(t *testing.T) {
 			if strings.Contains(string(r.body), "Description") || strings.Contains(string(r.body), "Inbound interest") {
 				t.Error("the hidden field Description reached the API")
 			}
-			golden(t, tc.name, r.body)
+			testenv.Golden(t, tc.name, r.body)
 		})
 	}
 	t.Run("deleted flag", func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/oppsync/oppsync/internal/testenv"
 )
 
 // BenchmarkImport imports generated Bulk API exports of N opportunities
@@ -39,7 +41,7 @@ func BenchmarkImport(b *testing.B) {
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heapMB")
 		b.StopTimer()
-		dropOrg(e.rdb, e.org)
+		testenv.DropOrg(e.rdb, e.org)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")

@@ -135,24 +135,8 @@ func newEnv(t testing.TB) *env {
 	if err := st.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dropOrg(rdb, org) })
+	t.Cleanup(func() { testenv.DropOrg(rdb, org) })
 	return &env{st: st, org: org, rdb: rdb}
-}
-
-// dropOrg deletes every key of the org.
-func dropOrg(rdb *redis.Client, org string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, "oppsync:{"+org+"}:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		if keys = append(keys, iter.Val()); len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
 }
 
 // field returns the stored (encoded) value of an opportunity field, "" if

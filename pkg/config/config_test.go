@@ -228,20 +228,27 @@ func TestEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(LoadOptions{Environ: tt.environ})
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error = %v, want %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tt.check(c) {
-				t.Errorf("environment %v not applied: %+v", tt.environ, c)
-			}
+			loadAndCheck(t, LoadOptions{Environ: tt.environ}, tt.wantErr, tt.check)
 		})
+	}
+}
+
+// loadAndCheck loads with opts and expects exactly wantErr, or (when it is
+// empty) a configuration check accepts.
+func loadAndCheck(t *testing.T, opts LoadOptions, wantErr string, check func(*Config) bool) {
+	t.Helper()
+	c, err := Load(opts)
+	if wantErr != "" {
+		if err == nil || err.Error() != wantErr {
+			t.Fatalf("error = %v, want %s", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !check(c) {
+		t.Errorf("options %+v not applied: %+v", opts, c)
 	}
 }
 
@@ -304,19 +311,7 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(LoadOptions{Flags: tt.flags})
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error = %v, want %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tt.check(c) {
-				t.Errorf("flags %v not applied", tt.flags)
-			}
+			loadAndCheck(t, LoadOptions{Flags: tt.flags}, tt.wantErr, tt.check)
 		})
 	}
 }

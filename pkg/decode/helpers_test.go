@@ -3,19 +3,15 @@ package decode
 import (
 	"encoding/binary"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
 
+	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/schemas"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
 
 const (
 	commitTS  = int64(1764348041123) // 2025-11-28T16:40:41.123Z
@@ -251,22 +247,5 @@ func golden(t *testing.T, name string, ev *cdc.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create): %v", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs from golden file:\n got: %s\nwant: %s", name, got, want)
-	}
+	testenv.Golden(t, name+".json", append(got, '\n'))
 }

@@ -14,14 +14,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/oppsync/oppsync/internal/testenv"
@@ -302,35 +300,14 @@ func TestKfakeSASL(t *testing.T) {
 			cfg := testConfig(cluster{brokers: kc.ListenAddrs()}, "sasl", "sasl-group")
 			cfg.SASL = SASLConfig{Mechanism: tt.mechanism, Username: "alice", Password: "s3cret"}
 
-			w, err := NewWriter(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-			defer cancel()
-			var msgs []kafka.Message
-			for i := range 50 {
-				v := []byte(strconv.Itoa(i))
-				msgs = append(msgs, kafka.Message{Topic: "sasl", Key: v, Value: v, Headers: []kafka.Header{{Key: "n", Value: v}}})
-			}
-			if err := w.WriteMessages(ctx, msgs...); err != nil {
-				t.Fatalf("producing with SASL: %v", err)
-			}
-
-			rec := newRecorder()
-			src := start(t, cfg, rec, nil)
-			waitCount(t, 50, rec)
-			checkExactlyOnce(t, []*recorder{rec}, "sasl", 50)
-			if err := src.Ping(ctx); err != nil {
-				t.Errorf("Ping with SASL: %v", err)
-			}
+			produceWith(t, cfg, "sasl", 0, 50)
+			consumeAll(t, cfg, "sasl", 50)
 
 			bad := cfg
 			bad.GroupID = "sasl-bad"
 			bad.SASL.Password = "wrong"
 			other := start(t, bad, newRecorder(), nil)
-			if err := other.Ping(ctx); err == nil {
+			if err := other.Ping(context.Background()); err == nil {
 				t.Error("Ping with a wrong password = nil")
 			}
 			testenv.Eventually(t, waitLong, func() (bool, string) {
@@ -359,28 +336,8 @@ func TestKfakeTLS(t *testing.T) {
 	cfg := testConfig(c, "tls", "tls-group")
 	cfg.TLS = TLSConfig{Enabled: true, CAFile: certFile}
 
-	w, err := NewWriter(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	var msgs []kafka.Message
-	for i := range 50 {
-		v := []byte(strconv.Itoa(i))
-		msgs = append(msgs, kafka.Message{Topic: "tls", Key: v, Value: v, Headers: []kafka.Header{{Key: "n", Value: v}}})
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("producing over TLS: %v", err)
-	}
-	rec := newRecorder()
-	src := start(t, cfg, rec, nil)
-	waitCount(t, 50, rec)
-	checkExactlyOnce(t, []*recorder{rec}, "tls", 50)
-	if err := src.Ping(ctx); err != nil {
-		t.Errorf("Ping over TLS: %v", err)
-	}
+	produceWith(t, cfg, "tls", 0, 50)
+	consumeAll(t, cfg, "tls", 50)
 
 	// Without the CA the broker's certificate is not trusted.
 	untrusted := cfg
@@ -389,7 +346,7 @@ func TestKfakeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Ping(ctx); err == nil {
+	if err := other.Ping(context.Background()); err == nil {
 		t.Error("Ping trusted a self-signed broker certificate without its CA")
 	}
 }

@@ -172,7 +172,13 @@ func (r *recorder) snapshot() (map[topicPartition][]int64, map[string]int, []str
 // partitions, each with header n=value.
 func produce(t *testing.T, c cluster, topic string, from, to int) {
 	t.Helper()
-	w, err := NewWriter(Config{Brokers: c.brokers, Topics: []string{topic}, GroupID: "producer"})
+	produceWith(t, Config{Brokers: c.brokers, Topics: []string{topic}, GroupID: "producer"}, topic, from, to)
+}
+
+// produceWith is produce with cfg's brokers and security settings.
+func produceWith(t *testing.T, cfg Config, topic string, from, to int) {
+	t.Helper()
+	w, err := NewWriter(cfg)
 	if err != nil {
 		t.Fatalf("NewWriter: %v", err)
 	}
@@ -280,6 +286,19 @@ func checkExactlyOnce(t *testing.T, recs []*recorder, topic string, n int) map[i
 		t.Errorf("handled %d distinct values, want %d", len(total), n)
 	}
 	return perPart
+}
+
+// consumeAll starts a Source on cfg, checks that it handles topic's n
+// messages exactly once and that Ping succeeds.
+func consumeAll(t *testing.T, cfg Config, topic string, n int) {
+	t.Helper()
+	rec := newRecorder()
+	src := start(t, cfg, rec, nil)
+	waitCount(t, n, rec)
+	checkExactlyOnce(t, []*recorder{rec}, topic, n)
+	if err := src.Ping(context.Background()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
 }
 
 func waitCount(t *testing.T, n int, recs ...*recorder) {

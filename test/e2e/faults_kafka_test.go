@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/oppsync/oppsync/internal/testenv"
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/segmentio/kafka-go"
 )
 
 // The broker is stopped mid-stream and started again on the same port with
@@ -15,23 +18,8 @@ import (
 // is gone, keeps running, rejoins by itself, and every expected entry is
 // present exactly once.
 func TestFaultKafkaRestartMidStream(t *testing.T) {
-	e := newEnv(t, 1)
-	chs, want := e.generated(3000, 61, 150)
-	msgs := e.encode(e.encoder(), chs...)
-	w := e.writer()
-	e.publish(w, msgs[:1500]...)
-	p := e.start()
-	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
-		return e.consumedAll(300), "waiting for the consumer to be under way"
-	})
-
-	testenv.StopKafka(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			testenv.StartKafka(t)
-		}
-	})
+	e, p, w, msgs, want := startMidStream(t, 61)
+	restart := testenv.Outage(t, "kafka")
 	testenv.Eventually(t, 90*time.Second, func() (bool, string) {
 		if !p.alive() {
 			t.Fatalf("oppsync exited while the broker was down:\n%s", tail(p.log(), 30))
@@ -39,8 +27,7 @@ func TestFaultKafkaRestartMidStream(t *testing.T) {
 		code, body := readyz(p)
 		return code == 503, "readyz while the broker is down: " + strconv.Itoa(code) + " " + body
 	})
-	testenv.StartKafka(t)
-	restarted = true
+	restart()
 
 	e.publish(w, msgs[1500:]...)
 	e.waitConsumedAndCompare(want, 3*time.Minute)
@@ -51,4 +38,22 @@ func TestFaultKafkaRestartMidStream(t *testing.T) {
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
+}
+
+// startMidStream publishes the first half of 3000 generated changes (seed)
+// for one partition, starts oppsync and waits until it is under way. It
+// returns the messages (the second half is the caller's to publish) and the
+// entries all of them must produce.
+func startMidStream(t *testing.T, seed uint64) (*env, *proc, *kafka.Writer, []cdc.Message, []synth.Expected) {
+	t.Helper()
+	e := newEnv(t, 1)
+	chs, want := e.generated(3000, seed, 150)
+	msgs := e.encode(e.encoder(), chs...)
+	w := e.writer()
+	e.publish(w, msgs[:1500]...)
+	p := e.start()
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		return e.consumedAll(300), "waiting for the consumer to be under way"
+	})
+	return e, p, w, msgs, want
 }

@@ -32,25 +32,10 @@ import (
 // event_id). REDIS_APPENDFSYNC=always for test/redis.sh closes that gap at
 // the cost of an fsync per write.
 func TestFaultRedisOutageMidStream(t *testing.T) {
-	e := newEnv(t, 1)
-	chs, want := e.generated(3000, 71, 150)
-	msgs := e.encode(e.encoder(), chs...)
-	w := e.writer()
-	e.publish(w, msgs[:1500]...)
-	p := e.start()
-	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
-		return e.consumedAll(300), "waiting for the consumer to be under way"
-	})
-
+	e, p, w, msgs, want := startMidStream(t, 71)
 	before := e.positions()
 	entriesBefore := len(e.triggers())
-	testenv.StopRedis(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			testenv.StartRedis(t)
-		}
-	})
+	restart := testenv.Outage(t, "redis")
 	// Events keep arriving meanwhile (the consumer may have caught up with
 	// the first part already).
 	e.publish(w, msgs[1500:2200]...)
@@ -86,8 +71,7 @@ func TestFaultRedisOutageMidStream(t *testing.T) {
 		t.Fatalf("committed offsets moved while Redis was down: %v, then %v (err %v)", committed, now, err)
 	}
 
-	testenv.StartRedis(t)
-	restarted = true
+	restart()
 	// Nothing acknowledged was lost: positions and streams only grow (oppsync
 	// may already have written more), and nothing was committed to Kafka
 	// that Redis does not hold.

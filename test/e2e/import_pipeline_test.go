@@ -12,13 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
+	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
-	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
@@ -104,19 +101,8 @@ func TestImportThenPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decode.New(decode.Config{}, decode.NewMapSource(enc.Schemas()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.New(state.Config{Org: e.org, IgnoreFields: synth.DefaultIgnoreFields}, e.rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := st.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	p := pipeline.New(pipeline.Config{}, dec, st, prometheus.NewRegistry(), zerolog.Nop())
+	p, _ := inproc.New(t, e.rdb, enc, decode.Config{}, state.Config{Org: e.org, IgnoreFields: synth.DefaultIgnoreFields})
 	script := synth.NewScript(time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC))
 	changes := []synth.Change{
 		script.OpportunityUpdated(importOppID(3), cdc.Field{Name: "StageName", Value: cdc.String("Closed Won"), Changed: true}),

@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
+	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -26,37 +24,32 @@ import (
 // changes is not kept; the state still converges (per-field versions) but an
 // out-of-date change emits nothing, as CONTRACT §4 says, while the oracle
 // assumes commit order. They are therefore exercised on one partition only.
+//
+// With ahead, batches are begun before the previous one is durable, as the
+// service's source does (pipeline.BeginBatch); otherwise one at a time.
 func TestOracleInProcess(t *testing.T) {
 	tests := []struct {
 		shape      synth.Shape
 		partitions int
 		multi      float64
+		ahead      bool
 	}{
-		{synth.ShapePubSub, 4, -1},
-		{synth.ShapeConnector, 4, -1},
-		{synth.ShapePubSub, 1, 0.05},
-		{synth.ShapeConnector, 1, 0.05},
+		{synth.ShapePubSub, 4, -1, false},
+		{synth.ShapeConnector, 4, -1, false},
+		{synth.ShapePubSub, 1, 0.05, false},
+		{synth.ShapeConnector, 1, 0.05, false},
+		{synth.ShapePubSub, 4, -1, true},
+		{synth.ShapePubSub, 1, 0.05, true},
 	}
 	for _, tt := range tests {
 		shape, partitions := tt.shape, tt.partitions
-		t.Run(fmt.Sprintf("%s/%d-partitions", shape, partitions), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%d-partitions/ahead=%v", shape, partitions, tt.ahead), func(t *testing.T) {
 			e := &env{t: t, rdb: testenv.NewRedis(t), org: testenv.UniqueName(t, "org")}
 			enc, err := synth.NewEncoder(synth.EncoderConfig{Shape: shape})
 			if err != nil {
 				t.Fatal(err)
 			}
-			dec, err := decode.New(decode.Config{}, decode.NewMapSource(enc.Schemas()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := state.New(state.Config{Org: e.org, IgnoreFields: synth.DefaultIgnoreFields}, e.rdb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Init(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			p := pipeline.New(pipeline.Config{}, dec, st, prometheus.NewRegistry(), zerolog.Nop())
+			p, _ := inproc.New(t, e.rdb, enc, decode.Config{}, state.Config{Org: e.org, IgnoreFields: synth.DefaultIgnoreFields})
 			genCfg := synth.GenConfig{Org: e.org, Seed: 42, Opportunities: 120, MultiRecordRate: tt.multi}
 			if shape == synth.ShapeConnector {
 				genCfg.OpportunitySchema = enc.Schemas()[enc.SchemaID(cdc.EntityOpportunity)]
@@ -78,16 +71,43 @@ func TestOracleInProcess(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			for _, b := range batches {
-				for len(b) > 0 {
-					n := min(len(b), 300)
-					if err := p.HandleBatch(ctx, b[:n]); err != nil {
-						t.Fatal(err)
-					}
-					b = b[n:]
-				}
+				feed(t, ctx, p, b, tt.ahead)
 			}
 			compare(t, e.triggers(), gen.Expected())
 		})
+	}
+}
+
+// feed hands msgs (one partition) to p in batches of 300: one at a time, or
+// each begun before the previous one is durable, as the service's source
+// does.
+func feed(t *testing.T, ctx context.Context, p *pipeline.Pipeline, msgs []cdc.Message, ahead bool) {
+	t.Helper()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inflight *pipeline.Pending
+	for len(msgs) > 0 {
+		batch := msgs[:min(len(msgs), 300)]
+		msgs = msgs[len(batch):]
+		if !ahead {
+			must(p.HandleBatch(ctx, batch))
+			continue
+		}
+		pd := p.BeginBatch(ctx, batch)
+		if inflight != nil {
+			must(inflight.Wait())
+		}
+		inflight = pd
+		if pd.Sync() {
+			must(pd.Wait())
+			inflight = nil
+		}
+	}
+	if inflight != nil {
+		must(inflight.Wait())
 	}
 }
 
