@@ -285,15 +285,6 @@ cmd_env() {
 	fi
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-restart) cmd_stop && cmd_start ;;
-status) cmd_status ;;
-env) cmd_env ;;
-fetch) check_java && ensure_jars ;;
-*)
-	echo "usage: $0 start|stop|restart|status|env|fetch" >&2
-	exit 2
-	;;
-esac
+cmd_fetch() { check_java && ensure_jars; }
+
+dispatch "$@"

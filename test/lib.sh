@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by test/redis.sh and test/kafka.sh. Sourced, not run.
+# Helpers shared by the service scripts under test/. Sourced, not run.
 #
 # Everything a script starts lives under test/.run/<service>/ (git-ignored):
 # its ports, pid file, data and logs. Ports are chosen once and then reused
@@ -103,4 +103,39 @@ read_or_pick_port() {
 		echo "$port" >"$file"
 	fi
 	echo "$port"
+}
+
+# ensure_redis_server: installs Debian's redis-server (with redis-cli) when
+# missing, showing apt's output only when it fails.
+ensure_redis_server() {
+	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
+	log "redis-server missing: installing Debian's package"
+	export DEBIAN_FRONTEND=noninteractive
+	local out
+	out=$(mktemp)
+	if ! { apt-get update -qq && apt-get install -y -qq redis-server; } >"$out" 2>&1; then
+		cat "$out" >&2
+		rm -f "$out"
+		die "installing redis-server failed"
+	fi
+	rm -f "$out"
+	command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after install"
+}
+
+# dispatch CMD: runs the script's cmd_CMD function (restart = stop, then
+# start), or prints the usage and exits 2.
+dispatch() {
+	local cmd=${1:-}
+	if [[ $cmd == restart ]]; then
+		cmd_stop && cmd_start
+		return
+	fi
+	if [[ $cmd =~ ^[a-z]+$ ]] && declare -F "cmd_$cmd" >/dev/null; then
+		"cmd_$cmd"
+		return
+	fi
+	local cmds
+	cmds=$(declare -F | sed -n 's/^declare -f cmd_//p' | tr '\n' '|')
+	echo "usage: $0 ${cmds}restart" >&2
+	exit 2
 }

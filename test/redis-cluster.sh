@@ -17,12 +17,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DIR="${REDIS_CLUSTER_DIR:-$RUN_ROOT/redis-cluster}"
 NODES=3
 
-ensure_installed() {
-	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
-	log "redis-server/redis-cli missing: installing Debian's package"
-	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 || die "installing redis-server failed"
-}
 
 node_dir() { echo "$DIR/node$1"; }
 
@@ -37,8 +31,8 @@ start_node() {
 		# Data port and cluster bus (port + 10000) both below Linux's
 		# ephemeral range (32768-60999), so no outgoing connection takes the
 		# bus port between the check and the bind.
-		local p tries
-		for tries in $(seq 1 200); do
+		local p
+		for _ in $(seq 1 200); do
 			p=$((20000 + RANDOM % 2700))
 			port_in_use "$p" || port_in_use $((p + 10000)) || break
 		done
@@ -87,7 +81,7 @@ cluster_ok() {
 }
 
 cmd_start() {
-	ensure_installed
+	ensure_redis_server
 	mkdir -p "$DIR"
 	local i port deadline
 	for ((i = 1; i <= NODES; i++)); do
@@ -146,14 +140,4 @@ cmd_env() {
 	echo "export OPPSYNC_TEST_REDIS_CLUSTER_ADDRS=$(addrs)"
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-restart) cmd_stop && cmd_start ;;
-status) cmd_status ;;
-env) cmd_env ;;
-*)
-	echo "usage: $0 start|stop|restart|status|env" >&2
-	exit 2
-	;;
-esac
+dispatch "$@"

@@ -26,20 +26,6 @@ LOGFILE="$DIR/redis.log"
 APPENDFSYNC="${REDIS_APPENDFSYNC:-everysec}"
 [[ $APPENDFSYNC =~ ^(everysec|always|no)$ ]] || { echo "redis.sh: REDIS_APPENDFSYNC must be everysec, always or no, not '$APPENDFSYNC'" >&2; exit 2; }
 
-ensure_installed() {
-	command -v redis-server >/dev/null 2>&1 && return 0
-	log "redis-server missing: installing Debian's package"
-	export DEBIAN_FRONTEND=noninteractive
-	local out
-	out=$(mktemp)
-	if ! { apt-get update -qq && apt-get install -y -qq redis-server; } >"$out" 2>&1; then
-		cat "$out" >&2
-		rm -f "$out"
-		die "installing redis-server failed"
-	fi
-	rm -f "$out"
-	command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after install"
-}
 
 # ping PORT: true when Redis answers PING with PONG.
 ping() {
@@ -57,7 +43,7 @@ cmd_start() {
 		log "already running on port $(<"$PORTFILE") (pid $(<"$PIDFILE"))"
 		return 0
 	fi
-	ensure_installed
+	ensure_redis_server
 	local port
 	port=$(read_or_pick_port "$PORTFILE")
 	port_in_use "$port" && die "port $port (from $PORTFILE) is taken by another process; run '$0 stop' or remove $DIR"
@@ -106,14 +92,4 @@ cmd_env() {
 	echo "export OPPSYNC_TEST_REDIS_ADDR=127.0.0.1:$(<"$PORTFILE")"
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-restart) cmd_stop && cmd_start ;;
-status) cmd_status ;;
-env) cmd_env ;;
-*)
-	echo "usage: $0 start|stop|restart|status|env" >&2
-	exit 2
-	;;
-esac
+dispatch "$@"
