@@ -24,6 +24,13 @@ func New(t testing.TB, rdb redis.UniversalClient, enc *synth.Encoder, dcfg decod
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := Store(t, rdb, cfg)
+	return pipeline.New(pipeline.Config{}, dec, st, prometheus.NewRegistry(), zerolog.Nop()), st
+}
+
+// Store returns a Store for cfg on rdb, its script loaded.
+func Store(t testing.TB, rdb redis.UniversalClient, cfg state.Config) *state.Store {
+	t.Helper()
 	st, err := state.New(cfg, rdb)
 	if err != nil {
 		t.Fatal(err)
@@ -31,5 +38,5 @@ func New(t testing.TB, rdb redis.UniversalClient, enc *synth.Encoder, dcfg decod
 	if err := st.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return pipeline.New(pipeline.Config{}, dec, st, prometheus.NewRegistry(), zerolog.Nop()), st
+	return st
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -128,13 +129,7 @@ func newEnv(t testing.TB) *env {
 	rdb := testenv.NewRedis(t)
 	org := testenv.UniqueName(t, "import")
 	cache, _ := strconv.Atoi(os.Getenv("OPPSYNC_BENCH_CACHE")) // state cache groups (0: default)
-	st, err := state.New(state.Config{Org: org, CacheGroups: cache}, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := inproc.Store(t, rdb, state.Config{Org: org, CacheGroups: cache})
 	t.Cleanup(func() { testenv.DropOrg(rdb, org) })
 	return &env{st: st, org: org, rdb: rdb}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/internal/cdctest"
+	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -57,19 +58,13 @@ type world struct {
 func newWorld(t *testing.T, mutate func(*Config)) *world {
 	t.Helper()
 	w := &world{t: t, rdb: testenv.NewRedis(t), org: testenv.UniqueName(t, "rc"), sf: newFakeSF(t)}
-	var err error
-	w.st, err = state.New(state.Config{Org: w.org, IgnoreFields: []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"}}, w.rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w.st = inproc.Store(t, w.rdb, state.Config{Org: w.org, IgnoreFields: []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"}})
 	cfg := Config{InstanceURL: w.sf.srv.URL, ClientID: "cid", ClientSecret: "secret", Fields: schemaFields(t),
 		RateLimit: 1000, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Interval: 20 * time.Millisecond}
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	var err error
 	w.rc, err = New(cfg, w.st, w.sf.srv.Client(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
