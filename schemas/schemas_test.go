@@ -69,7 +69,7 @@ func TestOpportunityFieldOrder(t *testing.T) {
 
 func TestID(t *testing.T) {
 	a, b := PubSub("Opportunity"), PubSub("OpportunityContactRole")
-	if ID(a) != ID(a) || ID(a) == ID(b) {
+	if ID(a) != ID(PubSub("Opportunity")) || ID(a) == ID(b) {
 		t.Fatal("ID must be deterministic and distinct")
 	}
 	if len(ID(a)) != 22 {

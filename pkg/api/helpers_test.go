@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"testing"
 	"time"
 
@@ -151,13 +150,4 @@ func errorText(t testing.TB, r response) string {
 		t.Fatalf("not a JSON error (%d): %s", r.code, r.body)
 	}
 	return e.Error
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

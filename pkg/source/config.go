@@ -164,7 +164,7 @@ func (c *Config) Validate() error {
 	if c.MaxBatch < 1 || c.MaxBatch > 100_000 {
 		return fmt.Errorf("kafka.max_batch: %d is not in [1, 100000]", c.MaxBatch)
 	}
-	const maxMillis = time.Duration(1<<31-1) * time.Millisecond
+	const maxTimeout = time.Duration(1<<31-1) * time.Millisecond
 	for _, d := range []struct {
 		key string
 		v   time.Duration
@@ -175,7 +175,7 @@ func (c *Config) Validate() error {
 		{"kafka.drain_timeout", c.DrainTimeout},
 		{"kafka.commit_interval", c.CommitInterval},
 	} {
-		if d.v < time.Millisecond || d.v > maxMillis {
+		if d.v < time.Millisecond || d.v > maxTimeout {
 			return fmt.Errorf("%s: %s is out of range", d.key, d.v)
 		}
 	}

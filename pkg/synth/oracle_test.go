@@ -109,7 +109,7 @@ func TestOracleRules(t *testing.T) {
 				var briefs []string
 				for _, e := range got {
 					briefs = append(briefs, brief(e))
-					rec := ch.RecordIDs[0]
+					var rec string
 					if e.Trigger == cdc.TriggerUpdated || e.Reason == ReasonOppDeleted || e.Reason == ReasonOppUndeleted {
 						rec = e.OpportunityID
 					} else {
