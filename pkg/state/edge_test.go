@@ -72,3 +72,34 @@ func TestApplyEventsDeadLettersInvalidIDs(t *testing.T) {
 		t.Fatalf("dlq = %v", dlq)
 	}
 }
+
+// TestQueriesNeverReadAnotherKey: an id from a URL that could not have been
+// stored is "never seen" (404), not another record's key read as this one
+// ("<id>:roles" used to answer 500).
+func TestQueriesNeverReadAnotherKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.apply(
+		oppEv(cdc.Create, "006A", "Name", "Acme"),
+		ocrEv(cdc.Create, "00KA", "OpportunityId", "006A", "ContactId", "003P"),
+	)
+	v, err := NewView(f.s, ViewConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := v.Opportunity(ctx, "006A"); !ok || err != nil {
+		t.Fatalf("Opportunity(006A) = %v, %v", ok, err)
+	}
+	for _, id := range []string{"006A:roles", "006A}", "006*", "006A\r\n", strings.Repeat("0", 100_000)} {
+		if _, ok, err := v.Opportunity(ctx, id); ok || err != nil {
+			t.Errorf("Opportunity(%s) = %v, %v; want not found", cdc.QuoteInput(id), ok, err)
+		}
+	}
+	// "003P" has the activity key "activity:003P"; "003P:x" must not reach it.
+	if _, ok, err := v.PersonOpportunities(ctx, "003P"); !ok || err != nil {
+		t.Fatalf("PersonOpportunities(003P) = %v, %v", ok, err)
+	}
+	if _, ok, err := v.PersonOpportunities(ctx, "003P:x"); ok || err != nil {
+		t.Errorf("PersonOpportunities(003P:x) = %v, %v; want not found", ok, err)
+	}
+}
