@@ -43,6 +43,12 @@ const (
 	ReasonTooLarge        = "too_large"
 	ReasonRegistry        = "schema_registry_unavailable"
 	ReasonBadEvent        = "bad_event"
+	// ReasonInvalidID: a record id, OpportunityId or ContactId that is not
+	// a Salesforce id (CheckIDs).
+	ReasonInvalidID = "invalid_id"
+	// ReasonInternalError: handling the message failed inside oppsync (a
+	// panic), not because of what it holds.
+	ReasonInternalError = "internal_error"
 )
 
 // IsRetryable is the one place that decides whether an error is worth

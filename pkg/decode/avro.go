@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -57,6 +58,58 @@ type avroField struct {
 	name string
 	doc  string
 	typ  *avroType
+}
+
+// validName reports whether s is an Avro name: a letter or underscore,
+// then letters, digits and underscores.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// recordBranch returns the record t holds: t itself, or the one record
+// branch of a union (nil when there is none or more than one). A union of
+// a record with other types is how Salesforce types switchable compound
+// fields (Account.Name: ["null", "string", Switchable_PersonName]).
+func (t *avroType) recordBranch() *avroType {
+	if t.kind == tRecord {
+		return t
+	}
+	if t.kind != tUnion {
+		return nil
+	}
+	var out *avroType
+	for _, b := range t.branches {
+		if b.kind == tRecord {
+			if out != nil {
+				return nil
+			}
+			out = b
+		}
+	}
+	return out
+}
+
+// scalarBranches returns the non-null branches of union t other than
+// record, and how many there are.
+func (t *avroType) scalarBranches(record *avroType) (one *avroType, n int) {
+	if t.kind != tUnion {
+		return nil, 0
+	}
+	for _, b := range t.branches {
+		if b.kind != tNull && b != record {
+			one, n = b, n+1
+		}
+	}
+	return one, n
 }
 
 // typeName is the Salesforce-catalog-friendly Avro name of t.
@@ -191,6 +244,11 @@ func (p *schemaParser) parseObject(x map[string]any, ns string, depth int) (*avr
 			fname, _ := fm["name"].(string)
 			if fname == "" || seen[fname] {
 				return nil, fmt.Errorf("record %s field %d has a missing or duplicate name", full, i)
+			}
+			if !validName(fname) {
+				// goavro takes "a.b" as a full name; as a field name it would
+				// pass for the nested field "a.b" in keys and the catalog.
+				return nil, fmt.Errorf("record %s field %d: name %s is not an Avro name ([A-Za-z_][A-Za-z0-9_]*)", full, i, strconv.QuoteToASCII(fname))
 			}
 			seen[fname] = true
 			ft, err := p.parse(fm["type"], ns, depth+1)

@@ -127,6 +127,9 @@ func (s *Schema) expandTop(set fieldSet, hex []byte) error {
 		case roleData:
 			set.add(tf.flat)
 		case roleNested:
+			if tf.flat >= 0 {
+				set.add(tf.flat)
+			}
 			for _, c := range tf.children {
 				set.add(c)
 			}

@@ -73,9 +73,10 @@ func (d *Decoder) SchemasCached() int { return int(d.cached.Load()) }
 
 // Decode decodes one message. Errors are *cdc.Error: permanent for bad
 // input (unknown_framing, too_large, schema_not_found, schema_invalid,
-// not_a_change_event, malformed_avro, bad_bitmap, bad_event), retryable
-// when a schema source is unavailable. Error texts name schema ids, fields
-// and bit positions, never field values.
+// not_a_change_event, malformed_avro, bad_bitmap, bad_event, invalid_id),
+// retryable when a schema source is unavailable. Error texts name schema
+// ids, fields and bit positions, never field values; the entity name or id
+// that is rejected is quoted shortened and escaped (cdc.QuoteInput).
 func (d *Decoder) Decode(ctx context.Context, m *cdc.Message) (*cdc.Event, error) {
 	if len(m.Value) > d.cfg.MaxMessageBytes {
 		return nil, cdc.Permanent(cdc.ReasonTooLarge, "value of %d bytes exceeds the %d byte limit", len(m.Value), d.cfg.MaxMessageBytes)
@@ -83,8 +84,11 @@ func (d *Decoder) Decode(ctx context.Context, m *cdc.Message) (*cdc.Event, error
 	var id string
 	var payload []byte
 	if h, ok := m.HeaderValue(d.cfg.SchemaHeader); ok {
-		if len(h) == 0 || len(h) > 255 {
-			return nil, cdc.Permanent(cdc.ReasonSchemaNotFound, "header %s holds an empty or overlong schema id", d.cfg.SchemaHeader)
+		if !safeID(string(h)) {
+			// The id names a file of schemas.dir and goes into errors and
+			// logs: only plain names get that far.
+			return nil, cdc.Permanent(cdc.ReasonSchemaNotFound, "header %s holds %s, not a schema id (1 to %d letters, digits, '-', '_', '.', '=', '+', not starting with '.')",
+				d.cfg.SchemaHeader, cdc.QuoteInput(string(h)), maxIDLen)
 		}
 		id, payload = string(h), m.Value
 	} else if len(m.Value) >= 5 && m.Value[0] == 0 {
@@ -244,7 +248,13 @@ func (d *Decoder) decodeBody(c *compiled, payload []byte) (ev *cdc.Event, err er
 					}
 				}
 			default:
-				if err := r.skip(t); err != nil {
+				// Another branch of a union with a record: its value, under
+				// the parent's name (the children stay null).
+				if tf.flat < 0 {
+					if err := r.skip(t); err != nil {
+						return nil, malformed(c, tf.name, err)
+					}
+				} else if vals[tf.flat], err = readValue(r, t, s.flat[tf.flat].norm); err != nil {
 					return nil, malformed(c, tf.name, err)
 				}
 			}
@@ -271,6 +281,10 @@ func (d *Decoder) decodeBody(c *compiled, payload []byte) (ev *cdc.Event, err er
 	if ev.Entity == "" {
 		ev.Entity = s.entity
 	}
+	if !cdc.ValidEntityName(ev.Entity) {
+		// It would become a metric label and pick the hidden fields.
+		return nil, cdc.Permanent(cdc.ReasonNotAChangeEvent, "schema %q: entity name %s is not a Salesforce API name", c.id, cdc.QuoteInput(ev.Entity))
+	}
 	if len(ev.RecordIDs) == 0 && recordID != "" {
 		ev.RecordIDs = []string{recordID}
 	}
@@ -283,6 +297,14 @@ func (d *Decoder) decodeBody(c *compiled, payload []byte) (ev *cdc.Event, err er
 	}
 	ev.Schema = info
 	if err := fillFields(ev, c, &h, vals, hidden); err != nil {
+		return nil, err
+	}
+	// Record ids, OpportunityId and ContactId become parts of Redis keys.
+	if err := cdc.CheckIDs(ev); err != nil {
+		var ce *cdc.Error
+		if errors.As(err, &ce) {
+			return nil, &cdc.Error{Reason: ce.Reason, Err: fmt.Errorf("schema %q: %w", c.id, ce.Err)}
+		}
 		return nil, err
 	}
 	return ev, nil

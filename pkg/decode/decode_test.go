@@ -35,6 +35,7 @@ func allSchemas() map[string]string {
 		"header-not-at-zero":  `{"type":"record","name":"XChangeEvent","fields":[{"name":"a","type":"string"},{"name":"ChangeEventHeader","type":{"type":"record","name":"H","fields":[{"name":"changeType","type":"string"},{"name":"recordIds","type":{"type":"array","items":"string"}},{"name":"commitTimestamp","type":"long"}]}}]}`,
 		"header-wrong-types":  `{"type":"record","name":"XChangeEvent","fields":[{"name":"ChangeEventHeader","type":{"type":"record","name":"H","fields":[{"name":"changeType","type":"string"},{"name":"recordIds","type":"string"},{"name":"commitTimestamp","type":"long"}]}}]}`,
 		"registry:99":         `"string"`,
+		"dotted-field":        `{"type":"record","name":"XChangeEvent","fields":[{"name":"ChangeEventHeader","type":{"type":"record","name":"H","fields":[{"name":"changeType","type":"string"},{"name":"recordIds","type":{"type":"array","items":"string"}},{"name":"commitTimestamp","type":"long"}]}},{"name":"a.b","type":"string"}]}`,
 	}
 }
 

@@ -23,12 +23,18 @@ func FuzzDecode(f *testing.F) {
 		changed: []string{"Amount"}}, map[string]any{"Amount": 5.0})).Value)
 	f.Add(byte(1), []byte{0, 0, 0, 0, 9, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F})
 	f.Add(byte(2), []byte("garbage"))
+	// Issue 14: ids and entity names that must not reach a key or a label
+	// (more in testdata/fuzz/FuzzDecode), and a switchable compound field.
+	f.Add(byte(0), pubsubPayload(f, oppSchema, hdr{entity: "Opportunity", ct: "UPDATE", ids: []string{badIDs["huge"]}, changed: []string{"0x1000000"}},
+		map[string]any{"LastModifiedDate": commitTS}))
+	f.Add(byte(1), wireMsg(5, switchablePayload(f, "UPDATE", []string{"1-0x06"}, nil, map[string]any{"FirstName": "Ada"})).Value)
 	d, err := New(Config{}, NewMapSource(map[string]string{
 		oppID:        oppSchema,
 		"registry:1": ocrSchema,
 		"registry:2": oppConnSchema,
 		"registry:3": ocrConnSchema,
 		"registry:4": oppSchema,
+		"registry:5": switchableSchema,
 	}))
 	if err != nil {
 		f.Fatal(err)
@@ -49,6 +55,12 @@ func FuzzDecode(f *testing.F) {
 		if ev.Entity == "" || len(ev.RecordIDs) == 0 || ev.ChangeType == "" {
 			t.Fatalf("incomplete event: %+v", ev)
 		}
+		if !cdc.ValidEntityName(ev.Entity) {
+			t.Fatalf("entity %s is not an API name", cdc.QuoteInput(ev.Entity))
+		}
+		if err := cdc.CheckIDs(ev); err != nil {
+			t.Fatalf("decoded an event with a bad id: %v", err)
+		}
 		for _, fl := range ev.Fields {
 			if !fl.Changed && fl.Value.IsNull() {
 				t.Fatalf("null unchanged field %s", fl.Name)
@@ -60,34 +72,43 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzBitmap expands arbitrary field lists against the Opportunity schema:
-// no panics, only bad_bitmap errors, names always from the schema.
+// FuzzBitmap expands arbitrary field lists against the Opportunity schema
+// and a schema with a switchable compound field: no panics, only
+// bad_bitmap errors, names always from the schema.
 func FuzzBitmap(f *testing.F) {
-	for _, seed := range []string{"0x0503C0A0", "35-0x0A", "0x", "0xZZ", "1-0x1", "Amount", "0X800000000", "999999999999-0x1", "0x" + strings.Repeat("0", 100) + "1"} {
+	for _, seed := range []string{"0x0503C0A0", "35-0x0A", "0x", "0xZZ", "1-0x1", "Amount", "0X800000000", "999999999999-0x1", "0x" + strings.Repeat("0", 100) + "1",
+		"1-0x06", "1-0x10", "2-0x1", "Name"} {
 		f.Add(seed, "0x1000000")
 	}
-	s, err := ParseSchema(oppSchema)
-	if err != nil {
-		f.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, fi := range s.Fields() {
-		known[fi.Name] = true
+	var targets []*Schema
+	known := map[*Schema]map[string]bool{}
+	for _, text := range []string{oppSchema, switchableSchema} {
+		s, err := ParseSchema(text)
+		if err != nil {
+			f.Fatal(err)
+		}
+		targets = append(targets, s)
+		known[s] = map[string]bool{}
+		for _, fi := range s.Fields() {
+			known[s][fi.Name] = true
+		}
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
-		names, err := s.ExpandBitmaps([]string{a, b})
-		if err != nil {
-			if cdc.ReasonOf(err) != cdc.ReasonBadBitmap {
-				t.Fatalf("error %v is not bad_bitmap", err)
+		for _, s := range targets {
+			names, err := s.ExpandBitmaps([]string{a, b})
+			if err != nil {
+				if cdc.ReasonOf(err) != cdc.ReasonBadBitmap {
+					t.Fatalf("error %v is not bad_bitmap", err)
+				}
+				continue
 			}
-			return
-		}
-		seen := map[string]bool{}
-		for _, n := range names {
-			if !known[n] || seen[n] {
-				t.Fatalf("name %q unknown or repeated", n)
+			seen := map[string]bool{}
+			for _, n := range names {
+				if !known[s][n] || seen[n] {
+					t.Fatalf("name %q unknown or repeated", n)
+				}
+				seen[n] = true
 			}
-			seen[n] = true
 		}
 	})
 }

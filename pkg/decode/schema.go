@@ -37,10 +37,14 @@ const (
 )
 
 type topField struct {
-	name     string
-	typ      *avroType
-	role     role
-	flat     int   // roleData: its flat index
+	name string
+	typ  *avroType
+	role role
+	// flat is the flat index of the field's value: a roleData field's, or
+	// a roleNested field's own value when its union has branches besides
+	// null and the record (the string of a switchable compound field).
+	// -1 when none.
+	flat     int
 	children []int // roleNested: flat indices of its record's fields, in order
 }
 
@@ -184,16 +188,30 @@ func ParseSchema(text string) (*Schema, error) {
 		case s.connector && (f.name == "ReplayId" || f.name == "_EventType"):
 			tf.role = roleIgnored
 		default:
-			if nn := f.typ.nonNull(); nn != nil && nn.kind == tRecord {
+			// A record, or a union with one record branch, is a nested
+			// field "Parent.Child" whose bitmaps "P-0x.." name the record's
+			// fields, as Salesforce's reference decoders read them. The
+			// union's other branches (the string of a switchable compound
+			// field) hold the value under the parent's own name, and the
+			// children are null then.
+			if rec := f.typ.recordBranch(); rec != nil {
 				tf.role = roleNested
-				for _, c := range nn.fields {
+				var all []int
+				if other, n := f.typ.scalarBranches(rec); n > 0 {
+					if n > 1 {
+						other = nil
+					}
+					tf.flat = s.addFlat(f.name, f.doc, other)
+					all = append(all, tf.flat)
+				}
+				for _, c := range rec.fields {
 					cnn := c.typ.nonNull()
 					tf.children = append(tf.children, s.addFlat(f.name+"."+c.name, c.doc, cnn))
 				}
-				s.byName[f.name] = append([]int(nil), tf.children...)
+				s.byName[f.name] = append(all, tf.children...)
 			} else {
 				tf.role = roleData
-				tf.flat = s.addFlat(f.name, f.doc, nn)
+				tf.flat = s.addFlat(f.name, f.doc, f.typ.nonNull())
 			}
 		}
 		s.top = append(s.top, tf)

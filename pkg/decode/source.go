@@ -73,8 +73,14 @@ func NewDirSource(dir string) (*DirSource, error) {
 	return &DirSource{dir: dir}, nil
 }
 
+// maxIDLen bounds a schema id from a header.
+const maxIDLen = 255
+
+// safeID reports whether id, from a Kafka header, is a plain schema id: it
+// never names a path, a registry id ("registry:<n>") or anything a log line
+// would render oddly.
 func safeID(id string) bool {
-	if id == "" || len(id) > 255 || id[0] == '.' {
+	if id == "" || len(id) > maxIDLen || id[0] == '.' {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

@@ -20,10 +20,29 @@ type metrics struct {
 	conflicts    prometheus.Counter
 }
 
+// entityLabel is the entity label of a metric: entity names come from
+// Kafka, and every distinct label value would be a series of its own.
+func entityLabel(entity string) string {
+	switch entity {
+	case cdc.EntityOpportunity, cdc.EntityContactRole:
+		return entity
+	}
+	return "other"
+}
+
+// changeTypeLabel is the change_type label of a metric: one of the
+// documented change types, or "other".
+func changeTypeLabel(ct cdc.ChangeType) string {
+	if c, err := cdc.ParseChangeType(string(ct)); err == nil {
+		return string(c)
+	}
+	return "other"
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "oppsync_events_consumed_total", Help: "Change events decoded, by entity and change type.",
+			Name: "oppsync_events_consumed_total", Help: "Change events decoded, by entity (Opportunity, OpportunityContactRole or other) and change type.",
 		}, []string{"entity", "change_type"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oppsync_events_skipped_total", Help: "Messages consumed but not applied, by reason.",
@@ -64,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.deadLetters.WithLabelValues(stage)
 	}
 	for _, r := range []string{cdc.ReasonUnknownFraming, cdc.ReasonSchemaNotFound, cdc.ReasonMalformedAvro,
-		cdc.ReasonNotAChangeEvent, cdc.ReasonBadBitmap, cdc.ReasonTooLarge, cdc.ReasonRegistry} {
+		cdc.ReasonNotAChangeEvent, cdc.ReasonBadBitmap, cdc.ReasonTooLarge, cdc.ReasonRegistry, cdc.ReasonInvalidID} {
 		m.decodeErrors.WithLabelValues(r)
 	}
 	for _, r := range []string{"other_entity", "snapshot", "already_applied", "unknown_contact_role"} {

@@ -233,7 +233,7 @@ func (p *Pipeline) decode(ctx context.Context, m *cdc.Message) (state.Item, erro
 			Str("reason", it.DeadLetter.Reason).Str("error", it.DeadLetter.Error).Msg("dead-lettering undecodable message")
 		return it, nil
 	}
-	p.m.consumed.WithLabelValues(ev.Entity, string(ev.ChangeType)).Inc()
+	p.m.consumed.WithLabelValues(entityLabel(ev.Entity), changeTypeLabel(ev.ChangeType)).Inc()
 	switch {
 	case ev.Entity != cdc.EntityOpportunity && ev.Entity != cdc.EntityContactRole:
 		p.m.skipped.WithLabelValues("other_entity").Inc()
@@ -309,7 +309,7 @@ func (p *Pipeline) record(items []state.Item, res state.BatchResult) {
 		p.m.deadLetters.WithLabelValues(k).Add(float64(n))
 	}
 	for k, n := range res.Resync {
-		p.m.resync.WithLabelValues(k).Add(float64(n))
+		p.m.resync.WithLabelValues(entityLabel(k)).Add(float64(n))
 	}
 	p.m.duplicates.Add(float64(res.Duplicates))
 	if res.Redelivered > 0 {

@@ -77,6 +77,9 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 		total.Conflicts++
 		var retry []Item
 		for _, it := range items {
+			if it.Event == nil { // dead-lettered
+				continue
+			}
 			for _, id := range it.Event.RecordIDs {
 				if opp, ok := p.recordOpp(it.Event, id); ok && retryGroups[opp] {
 					retry = append(retry, it)

@@ -522,6 +522,9 @@ func (s *Store) resync(t *tx, ev *cdc.Event) {
 // deadLetter appends a dead-letter entry with the original bytes.
 func (s *Store) deadLetter(t *tx, it Item) {
 	m := it.Msg
+	if m == nil { // an event that did not come from Kafka (ApplyEvents)
+		m = &cdc.Message{}
+	}
 	headers := make(map[string]string, len(m.Headers))
 	for _, h := range m.Headers {
 		headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)

@@ -62,6 +62,24 @@ func wildcard(id string) bool {
 	return strings.Contains(id, "*") || id == cdc.OverflowRecordID
 }
 
+// screen turns, in place, the items whose ids must not reach a key into
+// dead letters (stage apply, invalid_id). The decoder rejects every id
+// that is not a Salesforce id first (cdc.CheckIDs); this guard keeps any
+// event, whoever made it, from writing into another record's keys
+// ("<id>:roles") or outside the org's.
+func screen(items []Item) {
+	for i := range items {
+		it := &items[i]
+		if it.DeadLetter != nil || it.Event == nil {
+			continue
+		}
+		if err := cdc.CheckKeySafeIDs(it.Event); err != nil {
+			it.Event = nil
+			it.DeadLetter = &DeadLetter{Stage: "apply", Reason: cdc.ReasonInvalidID, Error: err.Error()}
+		}
+	}
+}
+
 func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*plan, error) {
 	return s.planAfter(ctx, items, nil, opts...)
 }
@@ -71,6 +89,7 @@ func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*
 // reading Redis, and learn from it which opportunity its contact roles
 // belong to.
 func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts ...ApplyOptions) (*plan, error) {
+	screen(items)
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
 	for _, o := range opts {
 		p.quiet, p.snapshots = o.Quiet, true

@@ -189,6 +189,9 @@ func (s *Store) Catalog(ctx context.Context) (*filters.Catalog, error) {
 // Opportunity reads one opportunity from Redis; ok is false when the id was
 // never seen. A deleted opportunity is returned with Deleted set.
 func (v *View) Opportunity(ctx context.Context, id string) (*filters.Opportunity, bool, error) {
+	if !cdc.KeySafeID(id) { // never stored, and "<id>:roles" would read another key
+		return nil, false, nil
+	}
 	g, ok, err := v.s.LoadGroup(ctx, id)
 	if err != nil || !ok {
 		return nil, false, err
@@ -200,6 +203,9 @@ func (v *View) Opportunity(ctx context.Context, id string) (*filters.Opportunity
 // live role on, excluding deleted ones, ordered by id; ok is false when the
 // person was never seen.
 func (v *View) PersonOpportunities(ctx context.Context, personID string) ([]*filters.Opportunity, bool, error) {
+	if !cdc.KeySafeID(personID) {
+		return nil, false, nil
+	}
 	pipe := v.s.rdb.Pipeline()
 	links := pipe.HKeys(ctx, v.s.k.person(personID))
 	score := pipe.ZScore(ctx, v.s.k.people(), personID)

@@ -354,8 +354,8 @@ func TestConcurrentPartitionsOnOneGroup(t *testing.T) {
 		go func(part int) {
 			defer wg.Done()
 			for i := 0; i < n; i++ {
-				id := fmt.Sprintf("00K%d-%03d", part, i)
-				ev := ocrEv(cdc.Create, id, "OpportunityId", "006A", "ContactId", fmt.Sprintf("003-%d-%d", part, i))
+				id := fmt.Sprintf("00K%dx%03d", part, i)
+				ev := ocrEv(cdc.Create, id, "OpportunityId", "006A", "ContactId", fmt.Sprintf("003%dx%03d", part, i))
 				item := Item{Msg: &cdc.Message{Topic: "t", Partition: part, Offset: int64(i)}, Event: ev}
 				if _, err := f.s.ApplyBatch(ctx, []Item{item}); err != nil {
 					errs <- err
