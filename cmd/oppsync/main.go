@@ -19,6 +19,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/oppsync/oppsync/pkg/config"
 )
 
 // Set by the build (-ldflags "-X main.version=... -X main.commit=...").
@@ -89,11 +91,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// The error may quote a configured URL: mask its credentials.
+	fmt.Fprintf(stderr, "oppsync: %s\n", config.RedactURLs(err.Error()))
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "oppsync: %v\n", err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "oppsync: %v\n", err)
 	return 1
 }

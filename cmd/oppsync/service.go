@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -61,15 +62,50 @@ type serviceOptions struct {
 	observer pipeline.Observer
 }
 
+// newLogger returns the process logger writing to w. Every line passes
+// through redactingWriter, so no component logs the credentials of a URL.
 func newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
 	level, err := zerolog.ParseLevel(cfg.Level)
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
+	w = redactingWriter{w}
 	if cfg.Format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// redactingWriter masks the credentials inside every URL of a log line
+// (config.RedactURLs): a component that logs an error quoting the schema
+// registry or Salesforce URL does not leak their user or password. zerolog
+// writes each line with one Write.
+type redactingWriter struct{ w io.Writer }
+
+func (r redactingWriter) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '@') < 0 {
+		return r.w.Write(p)
+	}
+	if _, err := io.WriteString(r.w, config.RedactURLs(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// redactedChecks wraps readiness checks so that /readyz, which shows their
+// errors, masks the credentials of any URL they quote (the pipeline's last
+// error may quote the schema registry's).
+func redactedChecks(checks map[string]func(context.Context) error) map[string]func(context.Context) error {
+	out := make(map[string]func(context.Context) error, len(checks))
+	for name, check := range checks {
+		out[name] = func(ctx context.Context) error {
+			if err := check(ctx); err != nil {
+				return errors.New(config.RedactURLs(err.Error()))
+			}
+			return nil
+		}
+	}
+	return out
 }
 
 func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*service, error) {
@@ -243,12 +279,12 @@ func (s *service) run(ctx context.Context) error {
 		Gatherer:   s.reg,
 		Registerer: s.reg,
 		Currency:   s.cfg.Currency.Default,
-		Checks: map[string]func(context.Context) error{
+		Checks: redactedChecks(map[string]func(context.Context) error{
 			"redis":    s.store.Ping,
 			"kafka":    func(context.Context) error { return s.src.Ready() },
 			"pipeline": func(context.Context) error { return s.pipe.Ready() },
 			"view":     lazy.Ready,
-		},
+		}),
 	}, s.log.With().Str("component", "api").Logger())
 	if err != nil {
 		return &usageError{err.Error()}

@@ -30,7 +30,7 @@ type Config struct {
 
 // Kafka configures the consumer.
 type Kafka struct {
-	Brokers     []string `yaml:"brokers"`
+	Brokers     []string `yaml:"brokers" url:"true"`
 	Topics      []string `yaml:"topics"`
 	GroupID     string   `yaml:"group_id"`
 	StartOffset string   `yaml:"start_offset"` // "earliest" or "latest"
@@ -64,7 +64,7 @@ type SASL struct {
 // SchemaRegistry configures the Confluent-compatible registry used for
 // wire-format messages. An empty URL disables it.
 type SchemaRegistry struct {
-	URL          string        `yaml:"url"`
+	URL          string        `yaml:"url" url:"true"`
 	Username     string        `yaml:"username"`
 	Password     string        `yaml:"password" secret:"true"`
 	PasswordFile string        `yaml:"password_file"`
@@ -78,7 +78,7 @@ type Schemas struct {
 
 // Redis configures the Redis client; several Addrs mean Redis Cluster.
 type Redis struct {
-	Addrs        []string      `yaml:"addrs"`
+	Addrs        []string      `yaml:"addrs" url:"true"`
 	Username     string        `yaml:"username"`
 	Password     string        `yaml:"password" secret:"true"`
 	PasswordFile string        `yaml:"password_file"`
@@ -137,13 +137,13 @@ type Log struct {
 // records (pkg/reconcile). An empty InstanceURL disables it: stale records
 // then stay flagged for an operator.
 type Salesforce struct {
-	InstanceURL      string `yaml:"instance_url"`
+	InstanceURL      string `yaml:"instance_url" url:"true"`
 	APIVersion       string `yaml:"api_version"`
 	ClientID         string `yaml:"client_id"`
 	ClientSecret     string `yaml:"client_secret" secret:"true"`
 	ClientSecretFile string `yaml:"client_secret_file"`
 	// TokenURL defaults to <instance_url>/services/oauth2/token.
-	TokenURL string `yaml:"token_url"`
+	TokenURL string `yaml:"token_url" url:"true"`
 	// RateLimit is the sustained number of REST requests per second.
 	RateLimit int `yaml:"rate_limit"`
 	// Interval is how often the service looks for stale records.
@@ -205,17 +205,23 @@ func (e *KeyError) Unwrap() error { return e.Err }
 const Mask = "***"
 
 // Redacted returns a deep copy of c with every non-empty secret replaced by
-// Mask. Empty secrets stay empty so the printout shows that none is set.
+// Mask and the credentials inside every URL-valued key (tag url:"true")
+// masked by RedactURL. Empty secrets stay empty so the printout shows that
+// none is set.
 func (c *Config) Redacted() *Config {
 	r := c.clone()
 	v := reflectValue(r)
 	for _, f := range fields {
-		if !f.secret {
-			continue
-		}
 		fv := v.FieldByIndex(f.index)
-		if fv.String() != "" {
+		switch {
+		case f.secret && fv.String() != "":
 			fv.SetString(Mask)
+		case f.url && f.typ == stringsType:
+			for i := 0; i < fv.Len(); i++ {
+				fv.Index(i).SetString(RedactURL(fv.Index(i).String()))
+			}
+		case f.url:
+			fv.SetString(RedactURL(fv.String()))
 		}
 	}
 	return r

@@ -17,6 +17,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"bool.bad.yml", `config: kafka.tls.enabled: line 3: must be true or false, got "maybe"`},
 		{"broker.bad.yml", `config: kafka.brokers: "localhost" must be host:port`},
+		{"broker_credentials.bad.yml", `config: kafka.brokers: "***@kafka-2:9092" must be host:port without credentials (they have their own keys)`},
 		{"currency.bad.yml", `config: currency.default: must be a 3-letter uppercase ISO code, got "usd"`},
 		{"duplicate.bad.yml", `config: log.level: line 3: duplicate key (first at line 2)`},
 		{"duration.bad.yml", `config: triggers.pending_role_timeout: line 2: must be a duration like 30s or 1h, got "30"`},
@@ -33,6 +34,7 @@ func TestBadConfigs(t *testing.T) {
 		{"org_empty.bad.yml", `config: org_id: must not be empty`},
 		{"rate.bad.yml", `config: currency.rates: rate of EUR must be positive, got -1.08`},
 		{"redis_addr.bad.yml", `config: redis.addrs: "redis:port" must have a port between 1 and 65535`},
+		{"redis_url.bad.yml", `config: redis.addrs: "redis://***@redis-1:6379" must be host:port`},
 		{"redis_db.bad.yml", `config: redis.db: must be >= 0, got -1`},
 		{"registry_url.bad.yml", `config: schema_registry.url: must be an http:// or https:// URL with a host`},
 		{"sasl_mechanism.bad.yml", `config: kafka.sasl.mechanism: must be "plain", "scram-sha-256" or "scram-sha-512", got "gssapi"`},

@@ -14,7 +14,11 @@
 //   - Every error Load or Validate returns is a *KeyError naming the key; no
 //     error message and no output of Redacted/YAML contains a secret value
 //     (kafka.sasl.password, schema_registry.password, redis.password,
-//     http.auth_token).
+//     http.auth_token). URL-valued keys (tag url:"true": schema_registry.url,
+//     salesforce.instance_url, salesforce.token_url, kafka.brokers,
+//     redis.addrs) are printed and echoed with the credentials inside them
+//     masked (RedactURL); RedactURLs does the same for any text, such as a
+//     log line.
 //   - A `<secret>_file` key reads that secret from a file (whitespace-trimmed);
 //     setting both the secret and its file is an error.
 //

@@ -23,6 +23,7 @@ type leaf struct {
 	index  []int  // reflect field path from Config
 	typ    reflect.Type
 	secret bool
+	url    bool // holds URLs or host:port addresses: Redacted masks their credentials
 }
 
 var (
@@ -51,7 +52,8 @@ func collect(t reflect.Type, prefix string, index []int) []leaf {
 			out = append(out, collect(sf.Type, key, idx)...)
 			continue
 		}
-		out = append(out, leaf{key: key, index: idx, typ: sf.Type, secret: sf.Tag.Get("secret") == "true"})
+		out = append(out, leaf{key: key, index: idx, typ: sf.Type,
+			secret: sf.Tag.Get("secret") == "true", url: sf.Tag.Get("url") == "true"})
 	}
 	return out
 }

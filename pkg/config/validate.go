@@ -231,21 +231,27 @@ func hostPorts(key string, addrs []string) error {
 	return nil
 }
 
-// hostPort checks "host:port" with a numeric port 1-65535; emptyHost allows ":8080".
+// hostPort checks "host:port" with a numeric port 1-65535; emptyHost allows
+// ":8080". Its errors show addr with any credentials masked (RedactURL): a
+// "redis://user:password@host:6379" is rejected without being echoed.
 func hostPort(addr string, emptyHost bool) error {
+	shown := RedactURL(addr)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q must be host:port", addr)
+		return fmt.Errorf("%q must be host:port", shown)
 	}
 	if host == "" && !emptyHost {
-		return fmt.Errorf("%q has no host", addr)
+		return fmt.Errorf("%q has no host", shown)
+	}
+	if strings.Contains(host, "@") {
+		return fmt.Errorf("%q must be host:port without credentials (they have their own keys)", shown)
 	}
 	if strings.ContainsAny(host, " /") {
-		return fmt.Errorf("%q has an invalid host", addr)
+		return fmt.Errorf("%q has an invalid host", shown)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q must have a port between 1 and 65535", addr)
+		return fmt.Errorf("%q must have a port between 1 and 65535", shown)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func TestRedisClusterTwoOrgs(t *testing.T) {
 		// slot, with a plain client: a key elsewhere would answer MOVED.
 		node := redis.NewClient(&redis.Options{Addr: o.node})
 		t.Cleanup(func() { _ = node.Close() })
-		e := newEnvOn(t, brokers, strings.Join(addrs, ","), node, o.id, 1)
+		e := newEnvOn(t, brokers, strings.Join(addrs, ","), node, o.id, 1, defaultPartitions)
 		envs[i] = e
 		var chs []synth.Change
 		chs, wants[i] = e.generated(1500, uint64(31+i), 100)

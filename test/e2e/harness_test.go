@@ -57,19 +57,28 @@ type env struct {
 	org       string
 	group     string
 	topics    []string
+	parts     int // partitions of each topic
 	schemaDir string
 	extra     map[string]string // more OPPSYNC_* settings
 }
 
+// defaultPartitions is the partition count of an env's topics.
+const defaultPartitions = 4
+
 func newEnv(t *testing.T, topics int) *env {
-	return newEnvOn(t, testenv.KafkaBrokers(t), testenv.RedisAddr(t), testenv.NewRedis(t), testenv.UniqueName(t, "org"), topics)
+	return newEnvParts(t, topics, defaultPartitions)
+}
+
+// newEnvParts is newEnv with parts partitions per topic.
+func newEnvParts(t *testing.T, topics, parts int) *env {
+	return newEnvOn(t, testenv.KafkaBrokers(t), testenv.RedisAddr(t), testenv.NewRedis(t), testenv.UniqueName(t, "org"), topics, parts)
 }
 
 // newEnvOn is newEnv for services other than the default test ones: brokers
 // (plaintext, for the test's own producer and topic admin), the redis
 // address(es) oppsync gets, and rdb, the client the test reads the streams
-// with.
-func newEnvOn(t *testing.T, brokers []string, redisAddrs string, rdb *redis.Client, org string, topics int) *env {
+// with; topics topics of parts partitions each.
+func newEnvOn(t *testing.T, brokers []string, redisAddrs string, rdb *redis.Client, org string, topics, parts int) *env {
 	t.Helper()
 	e := &env{
 		t:         t,
@@ -77,13 +86,14 @@ func newEnvOn(t *testing.T, brokers []string, redisAddrs string, rdb *redis.Clie
 		redisAddr: redisAddrs,
 		rdb:       rdb,
 		org:       org,
+		parts:     parts,
 		group:     testenv.UniqueName(t, "group"),
 		schemaDir: t.TempDir(),
 		extra:     map[string]string{},
 	}
 	for i := 0; i < topics; i++ {
 		topic := testenv.UniqueName(t, fmt.Sprintf("t%d", i))
-		testenv.CreateTopic(t, e.brokers, topic, 4)
+		testenv.CreateTopic(t, e.brokers, topic, parts)
 		e.topics = append(e.topics, topic)
 	}
 	if err := schemas.WriteDir(e.schemaDir); err != nil {

@@ -167,7 +167,7 @@ func (w *secureWorld) secureEnv(t *testing.T, e *env, kafkaPassword, redisPasswo
 func TestSecurityKafkaSASLSSLRedisACLTLS(t *testing.T) {
 	w := newSecureWorld(t)
 	org := testenv.UniqueName(t, "org")
-	e := newEnvOn(t, w.plainBrokers, w.redisAddr, w.admin, org, 1)
+	e := newEnvOn(t, w.plainBrokers, w.redisAddr, w.admin, org, 1, defaultPartitions)
 	w.secureEnv(t, e, w.kafkaPassword, w.redisPassword)
 	token := randomSecret(t, "tok-")
 	registryPassword := randomSecret(t, "srpw-")

@@ -107,7 +107,9 @@ func (e *env) committed() (map[string]int64, error) {
 	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 	req := &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{}}
 	for _, topic := range e.topics {
-		req.Topics[topic] = []int{0, 1, 2, 3}
+		for p := 0; p < e.parts; p++ {
+			req.Topics[topic] = append(req.Topics[topic], p)
+		}
 	}
 	resp, err := c.OffsetFetch(ctx, req)
 	if err != nil {
@@ -137,7 +139,7 @@ func (e *env) endOffsets() (map[string]int64, error) {
 	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 	req := map[string][]kafka.OffsetRequest{}
 	for _, topic := range e.topics {
-		for p := 0; p < 4; p++ {
+		for p := 0; p < e.parts; p++ {
 			req[topic] = append(req[topic], kafka.LastOffsetOf(p))
 		}
 	}
