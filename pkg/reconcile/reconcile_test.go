@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -53,6 +54,7 @@ type world struct {
 	org string
 	sf  *fakeSF
 	rc  *Reconciler
+	reg *prometheus.Registry
 }
 
 func newWorld(t *testing.T, mutate func(*Config)) *world {
@@ -65,7 +67,8 @@ func newWorld(t *testing.T, mutate func(*Config)) *world {
 		mutate(&cfg)
 	}
 	var err error
-	w.rc, err = New(cfg, w.st, w.sf.srv.Client(), zerolog.Nop())
+	w.reg = prometheus.NewRegistry()
+	w.rc, err = New(cfg, w.st, w.sf.srv.Client(), w.reg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +322,7 @@ func TestReconcileKeepsNewerCDC(t *testing.T) {
 
 func TestToEvent(t *testing.T) {
 	r, err := New(Config{InstanceURL: "https://x.my.salesforce.com", ClientID: "c", ClientSecret: "s", Fields: schemaFields(t)},
-		nil, http.DefaultClient, zerolog.Nop())
+		nil, http.DefaultClient, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
