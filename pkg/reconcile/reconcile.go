@@ -350,9 +350,15 @@ func (r *Reconciler) warnOnce(key string, msg func(*zerolog.Event)) {
 	}
 }
 
-// fail counts err by reason and returns it.
+// counted marks an error fail has counted.
+type counted struct{ error }
+
+func (c counted) Unwrap() error { return c.error }
+
+// fail counts err by reason, once, and returns it.
 func (r *Reconciler) fail(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) {
+	var c counted
+	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &c) {
 		return err
 	}
 	var (
@@ -373,7 +379,7 @@ func (r *Reconciler) fail(err error) error {
 	default:
 		r.m.errors.WithLabelValues(reasonState).Inc()
 	}
-	return err
+	return counted{err}
 }
 
 func (r *Reconciler) day() string { return r.cfg.Now().UTC().Format("2006-01-02") }
