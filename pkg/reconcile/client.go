@@ -140,15 +140,23 @@ func validToken(tok, typ string) error {
 // downgrade https to http.
 func instanceURL(raw, scheme string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || !utf8.ValidString(raw) {
+		return nil, errors.New("not a URL")
+	}
+	// The value may carry credentials: errors show it with them masked.
+	shown := *u
+	shown.User = nil
+	str := shown.String()
+	if u.User != nil {
+		str = strings.Replace(str, "://", "://***@", 1)
+	}
 	switch {
-	case err != nil || !utf8.ValidString(raw):
-		return nil, fmt.Errorf("%s is not a URL", quote(raw))
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.Hostname() == "":
-		return nil, fmt.Errorf("%s is not an http(s) URL with a host", quote(raw))
+		return nil, fmt.Errorf("%s is not an http(s) URL with a host", quote(str))
 	case scheme == "https" && u.Scheme != "https":
-		return nil, fmt.Errorf("%s is not https like the configured instance URL", quote(raw))
+		return nil, fmt.Errorf("%s is not https like the configured instance URL", quote(str))
 	case u.User != nil, u.Path != "", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
-		return nil, fmt.Errorf("%s must be a scheme and host only (no user, path or query)", quote(raw))
+		return nil, fmt.Errorf("%s must be a scheme and host only (no user, path or query)", quote(str))
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }

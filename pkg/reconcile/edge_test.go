@@ -185,7 +185,7 @@ func TestTokenAnswerIsValidated(t *testing.T) {
 		{"header injection", func(a map[string]any) { a["access_token"] = "tok1\r\nX-Evil: 1" }, "not visible ASCII"},
 		{"huge token", func(a map[string]any) { a["access_token"] = strings.Repeat("t", maxTokenLen+1) }, "bytes long"},
 		{"token type", func(a map[string]any) { a["token_type"] = "MAC" }, `token_type is "MAC"`},
-		{"instance with user info", func(a map[string]any) { a["instance_url"] = "http://u:p@127.0.0.1:1" }, "scheme and host only"},
+		{"instance with user info", func(a map[string]any) { a["instance_url"] = "http://u:pw-secret@127.0.0.1:1" }, `"http://***@127.0.0.1:1" must be a scheme and host only`},
 		{"instance with a path", func(a map[string]any) { a["instance_url"] = "http://127.0.0.1:1/services" }, "scheme and host only"},
 		{"instance not http", func(a map[string]any) { a["instance_url"] = "file:///etc/passwd" }, "not an http(s) URL"},
 		{"oversized answer", func(a map[string]any) { a["padding"] = strings.Repeat("x", maxTokenAnswer) }, "longer than 65536 bytes"},
