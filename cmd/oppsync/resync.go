@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
@@ -51,7 +52,7 @@ func cmdResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	rc, err := newReconciler(cfg, store, log)
+	rc, err := newReconciler(cfg, store, nil, log)
 	if err != nil {
 		return err
 	}
@@ -80,14 +81,9 @@ func cmdResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // newReconciler builds the reconciler from the salesforce.* keys; it
 // returns nil when salesforce.instance_url is empty (reconciliation off).
 //
-// `oppsync run` starts it next to the releaser: a field rc on service, set
-// in newService with s.rc, err = newReconciler(cfg, s.store, log), and in
-// run, after the releaser and pruner goroutines:
-//
-//	if s.rc != nil {
-//		go func() { _ = s.rc.Run(bgCtx) }()
-//	}
-func newReconciler(cfg *config.Config, store reconcile.Store, log zerolog.Logger) (*reconcile.Reconciler, error) {
+// `oppsync run` starts it next to the releaser (service.run), with its
+// metrics on the service's registry; `oppsync resync` registers none.
+func newReconciler(cfg *config.Config, store reconcile.Store, reg prometheus.Registerer, log zerolog.Logger) (*reconcile.Reconciler, error) {
 	sf := cfg.Salesforce
 	if sf.InstanceURL == "" {
 		return nil, nil
@@ -103,7 +99,8 @@ func newReconciler(cfg *config.Config, store reconcile.Store, log zerolog.Logger
 	rc, err := reconcile.New(reconcile.Config{
 		InstanceURL: sf.InstanceURL, APIVersion: sf.APIVersion, ClientID: sf.ClientID, ClientSecret: sf.ClientSecret,
 		TokenURL: sf.TokenURL, RateLimit: float64(sf.RateLimit), Interval: sf.Interval, Fields: fields,
-	}, store, &http.Client{Timeout: sf.Timeout}, log)
+		SkipOverflowResync: !sf.OverflowResync, MaxCallsPerDay: sf.MaxAPICallsPerDay,
+	}, store, &http.Client{Timeout: sf.Timeout}, reg, log)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

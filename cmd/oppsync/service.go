@@ -121,7 +121,7 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
-	if s.rc, err = newReconciler(cfg, s.store, log); err != nil {
+	if s.rc, err = newReconciler(cfg, s.store, s.reg, log); err != nil {
 		return nil, err
 	}
 	s.dec, err = decode.New(decode.Config{

@@ -149,6 +149,12 @@ type Salesforce struct {
 	// Interval is how often the service looks for stale records.
 	Interval time.Duration `yaml:"interval"`
 	Timeout  time.Duration `yaml:"timeout"`
+	// OverflowResync turns on the whole-entity re-read after GAP_OVERFLOW;
+	// off, the entity stays marked for resync for an operator.
+	OverflowResync bool `yaml:"overflow_resync"`
+	// MaxAPICallsPerDay bounds the REST calls of all instances per UTC day
+	// (0: no bound).
+	MaxAPICallsPerDay int64 `yaml:"max_api_calls_per_day"`
 }
 
 // Default returns the configuration with every default of CONTRACT §2 applied.
@@ -180,7 +186,8 @@ func Default() *Config {
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
-		Salesforce:      Salesforce{APIVersion: "61.0", RateLimit: 10, Interval: time.Minute, Timeout: 30 * time.Second},
+		Salesforce: Salesforce{APIVersion: "61.0", RateLimit: 10, Interval: time.Minute, Timeout: 30 * time.Second,
+			OverflowResync: true, MaxAPICallsPerDay: 10000},
 	}
 }
 

@@ -15,6 +15,7 @@ func TestBadConfigs(t *testing.T) {
 		file string
 		want string
 	}{
+		{"api_calls.bad.yml", `config: salesforce.max_api_calls_per_day: must be >= 0 (0: no limit), got -5`},
 		{"bool.bad.yml", `config: kafka.tls.enabled: line 3: must be true or false, got "maybe"`},
 		{"broker.bad.yml", `config: kafka.brokers: "localhost" must be host:port`},
 		{"broker_credentials.bad.yml", `config: kafka.brokers: "***@kafka-2:9092" must be host:port without credentials (they have their own keys)`},
@@ -32,6 +33,7 @@ func TestBadConfigs(t *testing.T) {
 		{"maxlen_type.bad.yml", `config: streams.maxlen: line 2: must be an integer, got "lots"`},
 		{"org_braces.bad.yml", `config: org_id: may contain only letters, digits, '_', '.' and '-' (it is a Redis hash tag), got "{acme}"`},
 		{"org_empty.bad.yml", `config: org_id: must not be empty`},
+		{"overflow_resync.bad.yml", `config: salesforce.overflow_resync: line 2: must be true or false, got "sometimes"`},
 		{"rate.bad.yml", `config: currency.rates: rate of EUR must be positive, got -1.08`},
 		{"redis_addr.bad.yml", `config: redis.addrs: "redis:port" must have a port between 1 and 65535`},
 		{"redis_url.bad.yml", `config: redis.addrs: "redis://***@redis-1:6379" must be host:port`},
@@ -85,7 +87,10 @@ func fullWant() *Config {
 	return &Config{
 		OrgID:           "acme-prod.eu_1",
 		ShutdownTimeout: 45 * time.Second,
-		Salesforce:      Default().Salesforce,
+		Salesforce: Salesforce{InstanceURL: "https://acme.my.salesforce.com", APIVersion: "62.0",
+			ClientID: "oppsync-connected-app", ClientSecret: "salesforce-secret-value",
+			TokenURL: "https://login.salesforce.com/services/oauth2/token", RateLimit: 5, Interval: 2 * time.Minute,
+			Timeout: 10 * time.Second, OverflowResync: false, MaxAPICallsPerDay: 2500},
 		Kafka: Kafka{
 			Brokers:      []string{"kafka-1:9092", "kafka-2:9092"},
 			Topics:       []string{"sf.OpportunityChangeEvent", "sf.OpportunityContactRoleChangeEvent"},

@@ -281,6 +281,9 @@ func (c *Config) validateSalesforce() error {
 	if err := positive("salesforce.timeout", sf.Timeout); err != nil {
 		return err
 	}
+	if sf.MaxAPICallsPerDay < 0 {
+		return keyErr("salesforce.max_api_calls_per_day", "must be >= 0 (0: no limit), got %d", sf.MaxAPICallsPerDay)
+	}
 	if sf.InstanceURL == "" {
 		if sf.ClientID != "" || sf.ClientSecret != "" || sf.TokenURL != "" {
 			return keyErr("salesforce.instance_url", "must be set when other salesforce keys are")

@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Doer sends HTTP requests (*http.Client). It must honour the request's
@@ -38,6 +40,10 @@ func (e *APIError) Error() string {
 // retryable is the one place that decides which answers are retried:
 // server errors, throttling and REQUEST_LIMIT_EXCEEDED (sent with 403).
 func retryable(err error) bool {
+	var ans *AnswerError
+	if errors.As(err, &ans) {
+		return false
+	}
 	var ae *APIError
 	if !errors.As(err, &ae) {
 		return true // transport errors
@@ -48,20 +54,26 @@ func retryable(err error) bool {
 // client is a Salesforce REST client: OAuth 2.0 client credentials, a token
 // bucket, retries with capped backoff and one re-authentication on 401.
 type client struct {
-	cfg  Config
-	http Doer
-	lim  *bucket
+	cfg     Config
+	base    *url.URL // the configured instance URL
+	http    Doer
+	lim     *bucket
+	metrics *metrics
+	// spend, when set, is called before each data request: the daily API
+	// budget. Its error is permanent.
+	spend func(context.Context) error
 
 	mu       sync.Mutex
 	token    string
-	instance string // from the token answer, else cfg.InstanceURL
+	instance *url.URL // from the token answer, else base
 }
 
-func (c *client) authenticate(ctx context.Context) (string, string, error) {
+func (c *client) authenticate(ctx context.Context) (string, *url.URL, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.cfg.ClientID}, "client_secret": {c.cfg.ClientSecret}}
 	var out struct {
 		AccessToken string `json:"access_token"`
 		InstanceURL string `json:"instance_url"`
+		TokenType   string `json:"token_type"`
 	}
 	err := c.retry(ctx, func() error {
 		if err := c.lim.wait(ctx); err != nil {
@@ -69,25 +81,32 @@ func (c *client) authenticate(ctx context.Context) (string, string, error) {
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenURL, strings.NewReader(form.Encode()))
 		if err != nil {
-			return err
+			return permanent{err}
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
-		body, err := c.send(req)
+		body, err := c.send(req, kindToken)
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(body, &out)
+		if err := json.Unmarshal(body, &out); err != nil {
+			return permanent{&AnswerError{Kind: kindToken, Err: fmt.Errorf("decoding: %w", err)}}
+		}
+		return nil
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("authenticating: %w", err)
+		return "", nil, fmt.Errorf("authenticating: %w", err)
 	}
-	if out.AccessToken == "" {
-		return "", "", errors.New("authenticating: the token answer has no access_token")
+	if err := validToken(out.AccessToken, out.TokenType); err != nil {
+		return "", nil, fmt.Errorf("authenticating: %w", &AnswerError{Kind: kindToken, Err: err})
 	}
-	inst := strings.TrimRight(out.InstanceURL, "/")
-	if inst == "" {
-		inst = c.cfg.InstanceURL
+	inst := c.base
+	if out.InstanceURL != "" {
+		u, err := instanceURL(out.InstanceURL, c.base.Scheme)
+		if err != nil {
+			return "", nil, fmt.Errorf("authenticating: %w", &AnswerError{Kind: kindToken, Err: fmt.Errorf("instance_url: %w", err)})
+		}
+		inst = u
 	}
 	c.mu.Lock()
 	c.token, c.instance = out.AccessToken, inst
@@ -95,7 +114,54 @@ func (c *client) authenticate(ctx context.Context) (string, string, error) {
 	return out.AccessToken, inst, nil
 }
 
-func (c *client) session(ctx context.Context) (string, string, error) {
+// validToken checks the token answer's fields: the token goes into a
+// header, so it must be a short run of visible ASCII.
+func validToken(tok, typ string) error {
+	if tok == "" {
+		return errors.New("the token answer has no access_token")
+	}
+	if len(tok) > maxTokenLen {
+		return fmt.Errorf("access_token is %d bytes long (at most %d)", len(tok), maxTokenLen)
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] >= 0x7f {
+			return errors.New("access_token holds a character that is not visible ASCII")
+		}
+	}
+	if typ != "" && !strings.EqualFold(typ, "Bearer") {
+		return fmt.Errorf("token_type is %s, want Bearer", quote(typ))
+	}
+	return nil
+}
+
+// instanceURL parses an instance URL (configured, or from the token
+// answer): an origin only, http(s) with a host, no user info, path, query or
+// fragment. scheme, when set, is the configured one: an answer may not
+// downgrade https to http.
+func instanceURL(raw, scheme string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || !utf8.ValidString(raw) {
+		return nil, errors.New("not a URL")
+	}
+	// The value may carry credentials: errors show it with them masked.
+	shown := *u
+	shown.User = nil
+	str := shown.String()
+	if u.User != nil {
+		str = strings.Replace(str, "://", "://***@", 1)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.Hostname() == "":
+		return nil, fmt.Errorf("%s is not an http(s) URL with a host", quote(str))
+	case scheme == "https" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s is not https like the configured instance URL", quote(str))
+	case u.User != nil, u.Path != "", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+		return nil, fmt.Errorf("%s must be a scheme and host only (no user, path or query)", quote(str))
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+func (c *client) session(ctx context.Context) (string, *url.URL, error) {
 	c.mu.Lock()
 	tok, inst := c.token, c.instance
 	c.mu.Unlock()
@@ -105,24 +171,45 @@ func (c *client) session(ctx context.Context) (string, string, error) {
 	return c.authenticate(ctx)
 }
 
-// get fetches path (starting with /services/) and decodes the JSON answer.
-func (c *client) get(ctx context.Context, path string, out any) error {
+// get fetches ref, a path on the instance (with its query), and decodes the
+// JSON answer. ref comes from the reconciler or from an answer
+// (nextRecordsUrl): the request is built from the instance URL with ref's
+// path and query only, and refused unless it stays on the instance.
+func (c *client) get(ctx context.Context, kind, ref string, out any) error {
+	path, query, err := instancePath(ref)
+	if err != nil {
+		return err
+	}
 	reauthed := false
-	return c.retry(ctx, func() error {
+	err = c.retry(ctx, func() error {
 		tok, inst, err := c.session(ctx)
 		if err != nil {
 			return err
 		}
+		u := *inst
+		u.Path, u.RawQuery = path, query
+		if u.Scheme != inst.Scheme || u.Host != inst.Host || u.User != nil {
+			return permanent{fmt.Errorf("request URL %s is not on the instance %s", quote(u.String()), inst.Host)}
+		}
+		if c.spend != nil {
+			if err := c.spend(ctx); err != nil {
+				var be *BudgetError
+				if !errors.As(err, &be) {
+					err = &stateError{err}
+				}
+				return permanent{err}
+			}
+		}
 		if err := c.lim.wait(ctx); err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, inst+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		if err != nil {
-			return err
+			return permanent{err}
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
-		body, err := c.send(req)
+		body, err := c.send(req, kind)
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !reauthed {
 			// An expired session: authenticate again, once per request.
@@ -138,22 +225,149 @@ func (c *client) get(ctx context.Context, path string, out any) error {
 		d := json.NewDecoder(bytes.NewReader(body))
 		d.UseNumber() // numbers stay exact until typed by the schema
 		if err := d.Decode(out); err != nil {
-			return permanent{fmt.Errorf("decoding %s answer: %w", req.URL.Path, err)}
+			return permanent{&AnswerError{Kind: kind, Err: fmt.Errorf("decoding %s: %w", quote(path), err)}}
 		}
 		return nil
 	})
+	if err != nil && ctx.Err() == nil {
+		return &salesforceError{err}
+	}
+	return err
 }
 
-// send does one request and turns error answers into *APIError.
-func (c *client) send(req *http.Request) ([]byte, error) {
+// salesforceError marks what a REST request returned in the end (an
+// *APIError, an *AnswerError, a transport error) for the error metric.
+type salesforceError struct{ err error }
+
+func (e *salesforceError) Error() string { return e.err.Error() }
+func (e *salesforceError) Unwrap() error { return e.err }
+
+// stateError is a Redis failure met while sending a request (the budget).
+type stateError struct{ err error }
+
+func (e *stateError) Error() string { return e.err.Error() }
+func (e *stateError) Unwrap() error { return e.err }
+
+// sameOrigin returns a copy of hc that follows a redirect only to the
+// origin (scheme, host and port) of the request it answers. Go's default
+// policy keeps the Authorization header on a redirect to another port of the
+// same host name, to a subdomain and on a downgrade to http, and re-sends a
+// POST body (the client secret) on 307/308.
+func sameOrigin(hc *http.Client) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		from := via[len(via)-1].URL
+		if req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+			return &AnswerError{Kind: "redirect", Err: fmt.Errorf("refusing a redirect from %s to %s", from.Host, quote(req.URL.Scheme+"://"+req.URL.Host))}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// instancePath checks a reference to a REST resource of the instance and
+// splits it into path and query. Only what Salesforce sends is accepted: an
+// absolute path under /services/data/ of letters, digits and "._-/" (no
+// "..", no "//", so no scheme, host or user info), and a query of URL-safe
+// characters. Anything else is refused, naming the value.
+func instancePath(ref string) (string, string, error) {
+	path, query, _ := strings.Cut(ref, "?")
+	bad := func(why string) error {
+		return &AnswerError{Kind: "nextRecordsUrl", Err: fmt.Errorf("%s is not a path on the instance: %s", quote(ref), why)}
+	}
+	switch {
+	case len(ref) > maxRefLen:
+		return "", "", bad(fmt.Sprintf("longer than %d bytes", maxRefLen))
+	case !strings.HasPrefix(path, "/services/data/"):
+		return "", "", bad("it must start with /services/data/")
+	case strings.Contains(path, ".."):
+		return "", "", bad(`it holds ".."`)
+	case strings.Contains(path, "//"):
+		return "", "", bad(`it holds "//"`)
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; !(isAlnum(c) || c == '.' || c == '_' || c == '-' || c == '/') {
+			return "", "", bad(fmt.Sprintf("character %q is not allowed in the path", c))
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; !(isAlnum(c) || strings.IndexByte("._-~%+=&", c) >= 0) {
+			return "", "", bad(fmt.Sprintf("character %q is not allowed in the query", c))
+		}
+	}
+	return path, query, nil
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// quote renders an outside value for an error: quoted, at most 80 bytes.
+func quote(s string) string {
+	const max = 80
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// AnswerError is a REST answer refused at the edge: a bad nextRecordsUrl,
+// record id, token answer or an oversized or malformed body. It is never
+// retried.
+type AnswerError struct {
+	Kind string // endpoint kind: token, sobject, query, nextRecordsUrl
+	Err  error
+}
+
+func (e *AnswerError) Error() string { return "salesforce " + e.Kind + " answer: " + e.Err.Error() }
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// Endpoint kinds, the label of oppsync_salesforce_api_requests_total.
+const (
+	kindToken   = "token"
+	kindSObject = "sobject"
+	kindQuery   = "query"
+)
+
+// Bounds of what an answer may be.
+const (
+	maxTokenLen     = 4096
+	maxRefLen       = 16384
+	maxTokenAnswer  = 64 << 10
+	maxErrorMessage = 512
+)
+
+// maxDataAnswer bounds a data answer (a query page of 2,000 records with
+// every field is a few MiB); a variable so that tests can lower it.
+var maxDataAnswer int64 = 64 << 20
+
+// send does one request and turns error answers into *APIError. The body
+// is read up to a bound (64 KiB for the token endpoint, 64 MiB otherwise):
+// a longer answer is an error naming the endpoint.
+func (c *client) send(req *http.Request, kind string) ([]byte, error) {
 	resp, err := c.http.Do(req)
+	c.observe(kind, resp, err)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	limit := maxDataAnswer
+	if kind == kindToken {
+		limit = maxTokenAnswer
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, permanent{&AnswerError{Kind: kind, Err: fmt.Errorf("the answer to %s is longer than %d bytes", quote(req.URL.Path), limit)}}
 	}
 	if resp.StatusCode/100 == 2 {
 		return body, nil
@@ -173,7 +387,43 @@ func (c *client) send(req *http.Request) ([]byte, error) {
 	case json.Unmarshal(body, &oauth) == nil && oauth.Error != "":
 		ae.Code, ae.Message = oauth.Error, oauth.Description
 	}
+	ae.Code, ae.Message = printable(ae.Code, 64), printable(ae.Message, maxErrorMessage)
 	return nil, ae
+}
+
+// printable bounds an error text from an answer for logs: at most max
+// bytes, control characters replaced.
+func printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// observe counts a request by endpoint kind and status class.
+func (c *client) observe(kind string, resp *http.Response, err error) {
+	if c.metrics == nil {
+		return
+	}
+	class := "error"
+	if err == nil {
+		switch resp.StatusCode / 100 {
+		case 2:
+			class = "2xx"
+		case 3:
+			class = "3xx"
+		case 4:
+			class = "4xx"
+		case 5:
+			class = "5xx"
+		}
+	}
+	c.metrics.requests.WithLabelValues(kind, class).Inc()
 }
 
 // permanent marks an error retry must not retry.

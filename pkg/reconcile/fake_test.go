@@ -28,6 +28,16 @@ type fakeSF struct {
 	pageSize int
 	pages    map[string][]map[string]any // nextRecordsUrl → rest of the result
 	requests []string                    // data request paths
+
+	// Hooks, each optional. before runs before a data request is answered
+	// (with f.mu held: it must not call f's methods); next rewrites the
+	// nextRecordsUrl sent; redirect, when it returns a URL, answers a data
+	// request (or, for the token endpoint, with 307) by redirecting there;
+	// token rewrites the token answer.
+	before   func(path string)
+	next     func(string) string
+	redirect func(path string) string
+	token    func(map[string]any)
 }
 
 type fault struct {
@@ -65,13 +75,6 @@ func (f *fakeSF) fail(faults ...fault) {
 	f.mu.Unlock()
 }
 
-// expire invalidates every issued token (the session timed out).
-func (f *fakeSF) expire() {
-	f.mu.Lock()
-	f.valid = map[string]bool{}
-	f.mu.Unlock()
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
@@ -86,6 +89,16 @@ var (
 func (f *fakeSF) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.redirect != nil {
+		if to := f.redirect(r.URL.Path); to != "" {
+			code := http.StatusFound
+			if r.Method == http.MethodPost {
+				code = http.StatusTemporaryRedirect
+			}
+			http.Redirect(w, r, to, code)
+			return
+		}
+	}
 	if r.URL.Path == "/services/oauth2/token" {
 		if r.Method != http.MethodPost || r.FormValue("grant_type") != "client_credentials" ||
 			r.FormValue("client_id") != "cid" || r.FormValue("client_secret") != "secret" {
@@ -95,10 +108,17 @@ func (f *fakeSF) serve(w http.ResponseWriter, r *http.Request) {
 		f.tokens++
 		tok := "tok" + strconv.Itoa(f.tokens)
 		f.valid[tok] = true
-		writeJSON(w, 200, map[string]string{"access_token": tok, "instance_url": f.srv.URL, "token_type": "Bearer", "id": "x"})
+		answer := map[string]any{"access_token": tok, "instance_url": f.srv.URL, "token_type": "Bearer", "id": "x"}
+		if f.token != nil {
+			f.token(answer)
+		}
+		writeJSON(w, 200, answer)
 		return
 	}
 	f.requests = append(f.requests, r.URL.RequestURI())
+	if f.before != nil {
+		f.before(r.URL.Path)
+	}
 	if !f.valid[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
 		w.WriteHeader(401)
 		_, _ = w.Write([]byte(invalidSession.body))
@@ -175,9 +195,19 @@ func (f *fakeSF) page(w http.ResponseWriter, recs []map[string]any) {
 	if n < len(recs) {
 		next := fmt.Sprintf("/services/data/v61.0/query/01gD0000002HU6KIAW-%d", len(f.pages)+len(f.requests))
 		f.pages[next] = recs[n:]
+		if f.next != nil {
+			next = f.next(next)
+		}
 		out["nextRecordsUrl"] = next
 	}
 	writeJSON(w, 200, out)
+}
+
+// hook sets hooks under the lock.
+func (f *fakeSF) hook(set func(f *fakeSF)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	set(f)
 }
 
 func (f *fakeSF) requestLog() []string {

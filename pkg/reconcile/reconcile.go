@@ -2,15 +2,20 @@ package reconcile
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
@@ -22,10 +27,13 @@ import (
 type Store interface {
 	ApplyEvents(ctx context.Context, evs []*cdc.Event, opts state.ApplyOptions) (state.BatchResult, error)
 	StaleIDs(ctx context.Context, entity string, max int) ([]string, error)
-	ClearStale(ctx context.Context, entity string, ids ...string) error
+	StaleMarks(ctx context.Context, entity string, ids []string) (map[string]string, error)
+	ClearStale(ctx context.Context, entity string, marks map[string]string) (int, error)
 	ResyncNotices(ctx context.Context, after string, count int64) ([]state.ResyncNotice, error)
 	Progress(ctx context.Context, name string) (map[string]string, error)
 	SaveProgress(ctx context.Context, name string, fields map[string]string, reset bool) error
+	ClearProgress(ctx context.Context, name, field, expect string) (bool, error)
+	SpendProgress(ctx context.Context, name, prefix, period string, n, max int64) (int64, bool, error)
 }
 
 // Config configures reconciliation.
@@ -51,6 +59,15 @@ type Config struct {
 	// Fields lists the writer-schema fields of each entity: what is read
 	// and how it is typed. OpportunityContactRole also reads IsPrimary.
 	Fields map[string][]cdc.FieldInfo
+	// SkipOverflowResync turns off the whole-entity re-read after
+	// GAP_OVERFLOW (config salesforce.overflow_resync=false): the entity
+	// stays marked for resync and its notice stays in the resync stream.
+	SkipOverflowResync bool
+	// MaxCallsPerDay bounds the REST data calls (sobject and query, retries
+	// included) of all instances of the org per UTC day; 0 means no bound.
+	// Past it, stale records stay stale and entities stay marked until the
+	// next day (config salesforce.max_api_calls_per_day).
+	MaxCallsPerDay int64
 	// Now is the wall clock (tests set it) [time.Now].
 	Now func() time.Time
 }
@@ -61,11 +78,23 @@ func (c *Config) Validate() error {
 	if c.InstanceURL == "" || c.ClientID == "" || c.ClientSecret == "" {
 		return errors.New("reconcile: instance URL, client id and client secret are required")
 	}
+	if _, err := instanceURL(c.InstanceURL, ""); err != nil {
+		return fmt.Errorf("reconcile: instance URL: %w", err)
+	}
 	if c.APIVersion == "" {
 		c.APIVersion = "61.0"
 	}
+	if !apiVersion.MatchString(c.APIVersion) {
+		return fmt.Errorf("reconcile: API version %s must look like 61.0", quote(c.APIVersion))
+	}
 	if c.TokenURL == "" {
 		c.TokenURL = c.InstanceURL + "/services/oauth2/token"
+	}
+	if u, err := url.Parse(c.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("reconcile: the token URL must be an http(s) URL with a host")
+	}
+	if c.MaxCallsPerDay < 0 {
+		return fmt.Errorf("reconcile: max calls per day must be >= 0, got %d", c.MaxCallsPerDay)
 	}
 	if c.RateLimit <= 0 {
 		c.RateLimit = 10
@@ -114,9 +143,34 @@ func (r *Result) add(o Result) {
 	r.Triggers += o.Triggers
 }
 
+var apiVersion = regexp.MustCompile(`^[0-9]+\.[0-9]$`)
+
 // ProgressName is the hash "oppsync:{org}:reconcile" holding the resync
-// stream cursor.
+// stream cursor (resync_cursor), the entities marked for a whole re-read
+// (entity_resync:<Entity> = the overflow's commit time, ms) and the REST
+// calls of the day (api_calls:<YYYY-MM-DD>).
 const ProgressName = "reconcile"
+
+// Fields of the progress hash.
+const (
+	fieldCursor       = "resync_cursor"
+	fieldEntityPrefix = "entity_resync:"
+	fieldCallsPrefix  = "api_calls:"
+)
+
+// BudgetError says the daily REST call budget is spent.
+type BudgetError struct {
+	Used, Max int64
+	Need      int64 // calls a whole-entity re-read still needs (0 = one call refused)
+}
+
+func (e *BudgetError) Error() string {
+	if e.Need > 0 {
+		return fmt.Sprintf("the re-read needs about %d more Salesforce API calls but only %d of %d are left today (salesforce.max_api_calls_per_day)",
+			e.Need, max(0, e.Max-e.Used), e.Max)
+	}
+	return fmt.Sprintf("the daily Salesforce API budget is spent: %d of %d calls today (salesforce.max_api_calls_per_day)", e.Used, e.Max)
+}
 
 // Reconciler re-reads records from Salesforce and applies them as SNAPSHOT
 // (or DELETE) events.
@@ -125,21 +179,35 @@ type Reconciler struct {
 	store  Store
 	c      *client
 	log    zerolog.Logger
+	m      *metrics
 	fields map[string][]cdc.FieldInfo
 	ids    map[string]string // Event.SchemaID per entity
+
+	warnMu sync.Mutex
+	warned map[string]bool // warnings given once (per entity mark or day)
 }
 
-// New returns a Reconciler; hc nil means http.DefaultClient.
-func New(cfg Config, store Store, hc Doer, log zerolog.Logger) (*Reconciler, error) {
+// New returns a Reconciler; hc nil means http.DefaultClient. An
+// *http.Client is used through a copy that follows redirects only to the
+// origin of the request (Go's own policy keeps the Authorization header on
+// a redirect to another port of the same host, to a subdomain, and on a
+// downgrade to http); another Doer must not follow redirects to other
+// hosts. Metrics are registered on reg (nil: none).
+func New(cfg Config, store Store, hc Doer, reg prometheus.Registerer, log zerolog.Logger) (*Reconciler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if h, ok := hc.(*http.Client); ok {
+		hc = sameOrigin(h)
+	}
+	base, _ := instanceURL(cfg.InstanceURL, "") // checked by Validate
 	r := &Reconciler{cfg: cfg, store: store, log: log.With().Str("component", "reconcile").Logger(),
-		c:      &client{cfg: cfg, http: hc, lim: newBucket(cfg.RateLimit, cfg.Burst)},
-		fields: map[string][]cdc.FieldInfo{}, ids: map[string]string{}}
+		m:      newMetrics(reg),
+		fields: map[string][]cdc.FieldInfo{}, ids: map[string]string{}, warned: map[string]bool{}}
+	r.c = &client{cfg: cfg, base: base, instance: base, http: hc, lim: newBucket(cfg.RateLimit, cfg.Burst), metrics: r.m, spend: r.spendCall}
 	for e, fs := range cfg.Fields {
 		fs = append([]cdc.FieldInfo(nil), fs...)
 		if e == cdc.EntityContactRole && !hasField(fs, "IsPrimary") {
@@ -161,16 +229,26 @@ func hasField(fs []cdc.FieldInfo, name string) bool {
 }
 
 // Run reconciles every Interval until ctx ends: GAP_OVERFLOW notices in the
-// resync stream trigger an entity resync, then the stale records are
-// re-read. Failures are logged and retried at the next interval; Run
-// returns nil on cancellation.
+// resync stream mark their entity for a whole re-read, marked entities are
+// re-read (unless switched off or over budget), then the stale records.
+// Failures are logged and retried at the next interval; Run returns nil on
+// cancellation.
 func (r *Reconciler) Run(ctx context.Context) error {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
-		if res, err := r.pass(ctx); err != nil && ctx.Err() == nil {
+		res, err := r.pass(ctx)
+		var be *BudgetError
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case errors.As(err, &be):
+			r.warnOnce("budget:"+r.day(), func(e *zerolog.Event) {
+				e.Err(err).Msg("Salesforce API budget spent; stale records stay stale until tomorrow (UTC) — raise salesforce.max_api_calls_per_day to go on")
+			})
+		case err != nil:
 			r.log.Warn().Err(err).Msg("reconciliation failed; retrying at the next interval")
-		} else if res.Read > 0 || res.Deleted > 0 {
+		}
+		if res.Read > 0 || res.Deleted > 0 {
 			r.log.Info().Int("read", res.Read).Int("deleted", res.Deleted).Int("applied", res.Applied).
 				Int("triggers", res.Triggers).Msg("reconciled")
 		}
@@ -182,30 +260,38 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// pass follows the resync stream from the saved cursor, then reconciles
-// the stale records.
+// pass follows the resync stream from the saved cursor, marking entities
+// for a whole re-read, re-reads the marked entities, then the stale
+// records.
 func (r *Reconciler) pass(ctx context.Context) (Result, error) {
 	var total Result
 	prog, err := r.store.Progress(ctx, ProgressName)
 	if err != nil {
-		return total, err
+		return total, r.fail(err)
 	}
-	cursor := prog["resync_cursor"]
+	cursor := prog[fieldCursor]
 	versions := map[string]int64{}
 	for {
 		notes, err := r.store.ResyncNotices(ctx, cursor, 1000)
 		if err != nil {
-			return total, err
+			return total, r.fail(err)
 		}
 		if len(notes) == 0 {
 			break
 		}
+		marks := map[string]string{}
 		for _, n := range notes {
 			if n.ChangeType == cdc.GapOverflow || wildcard(n.RecordIDs) {
-				res, err := r.Entity(ctx, n.Entity, n.CommitTimestamp)
-				total.add(res)
-				if err != nil {
-					return total, err
+				if _, ok := r.fields[n.Entity]; !ok {
+					r.log.Warn().Str("entity", quote(n.Entity)).Str("notice", n.StreamID).Msg("resync notice for an unknown entity; skipped")
+					continue
+				}
+				// The newest overflow is the floor of the re-read's versions;
+				// a newer one keeps the entity marked (see Entity).
+				f := fieldEntityPrefix + n.Entity
+				old, _ := strconv.ParseInt(cmp.Or(marks[f], prog[f]), 10, 64)
+				if _, marked := prog[f]; !marked || n.CommitTimestamp > old {
+					marks[f] = strconv.FormatInt(max(old, n.CommitTimestamp), 10)
 				}
 				continue
 			}
@@ -214,13 +300,123 @@ func (r *Reconciler) pass(ctx context.Context) (Result, error) {
 			}
 		}
 		cursor = notes[len(notes)-1].StreamID
-		if err := r.store.SaveProgress(ctx, ProgressName, map[string]string{"resync_cursor": cursor}, false); err != nil {
+		marks[fieldCursor] = cursor
+		if err := r.store.SaveProgress(ctx, ProgressName, marks, false); err != nil {
+			return total, r.fail(err)
+		}
+		for f, v := range marks {
+			prog[f] = v
+		}
+	}
+	var over error // a budget error: the stale records may still fit
+	for _, e := range entities {
+		since, marked := prog[fieldEntityPrefix+e]
+		if !marked {
+			r.m.entityPending.WithLabelValues(e).Set(0)
+			continue
+		}
+		r.m.entityPending.WithLabelValues(e).Set(1)
+		if r.cfg.SkipOverflowResync {
+			r.warnOnce("overflow:"+e+":"+since, func(ev *zerolog.Event) {
+				ev.Str("entity", e).Msg("GAP_OVERFLOW: the whole-entity re-read is off, the entity stays marked for resync — " +
+					"set salesforce.overflow_resync=true or run `oppsync resync --entity " + e + "`")
+			})
+			continue
+		}
+		res, err := r.Entity(ctx, e, 0)
+		total.add(res)
+		var be *BudgetError
+		switch {
+		case errors.As(err, &be):
+			r.log.Warn().Err(err).Str("entity", e).Msg("GAP_OVERFLOW: the whole-entity re-read does not fit in today's API budget; the entity stays marked for resync")
+			over = err
+		case err != nil:
 			return total, err
 		}
 	}
 	res, err := r.stale(ctx, versions)
 	total.add(res)
-	return total, err
+	return total, cmp.Or(err, over)
+}
+
+// warnOnce logs a warning once per key in the life of the process.
+func (r *Reconciler) warnOnce(key string, msg func(*zerolog.Event)) {
+	r.warnMu.Lock()
+	seen := r.warned[key]
+	r.warned[key] = true
+	r.warnMu.Unlock()
+	if !seen {
+		msg(r.log.Warn())
+	}
+}
+
+// counted marks an error fail has counted.
+type counted struct{ error }
+
+func (c counted) Unwrap() error { return c.error }
+
+// fail counts err by reason, once, and returns it.
+func (r *Reconciler) fail(err error) error {
+	var c counted
+	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &c) {
+		return err
+	}
+	var (
+		be *BudgetError
+		ae *AnswerError
+		se *salesforceError
+		st *stateError
+	)
+	switch {
+	case errors.As(err, &st):
+		r.m.errors.WithLabelValues(reasonState).Inc()
+	case errors.As(err, &be):
+		r.m.errors.WithLabelValues(reasonBudget).Inc()
+	case errors.As(err, &ae):
+		r.m.errors.WithLabelValues(reasonInvalidAnswer).Inc()
+	case errors.As(err, &se):
+		r.m.errors.WithLabelValues(reasonSalesforce).Inc()
+	default:
+		r.m.errors.WithLabelValues(reasonState).Inc()
+	}
+	return counted{err}
+}
+
+func (r *Reconciler) day() string { return r.cfg.Now().UTC().Format("2006-01-02") }
+
+// spendCall counts one REST data call against the daily budget, shared by
+// every instance of the org through Redis.
+func (r *Reconciler) spendCall(ctx context.Context) error {
+	used, ok, err := r.store.SpendProgress(ctx, ProgressName, fieldCallsPrefix, r.day(), 1, r.cfg.MaxCallsPerDay)
+	if err != nil {
+		return err
+	}
+	r.observeBudget(used)
+	if !ok {
+		return &BudgetError{Used: used, Max: r.cfg.MaxCallsPerDay}
+	}
+	return nil
+}
+
+func (r *Reconciler) observeBudget(used int64) {
+	r.m.callsUsed.Set(float64(used))
+	if r.cfg.MaxCallsPerDay > 0 {
+		r.m.callsLeft.Set(float64(max(0, r.cfg.MaxCallsPerDay-used)))
+	}
+}
+
+// callsLeft returns the REST calls left today (-1: no bound).
+func (r *Reconciler) callsLeft(ctx context.Context) (int64, error) {
+	if r.cfg.MaxCallsPerDay <= 0 {
+		return -1, nil
+	}
+	prog, err := r.store.Progress(ctx, ProgressName)
+	if err != nil {
+		return 0, err
+	}
+	used, _ := strconv.ParseInt(prog[fieldCallsPrefix+r.day()], 10, 64)
+	r.observeBudget(used)
+	return max(0, r.cfg.MaxCallsPerDay-used), nil
 }
 
 func wildcard(ids []string) bool {
@@ -240,7 +436,7 @@ func (r *Reconciler) Stale(ctx context.Context) (Result, error) {
 	for {
 		notes, err := r.store.ResyncNotices(ctx, cursor, 1000)
 		if err != nil {
-			return Result{}, err
+			return Result{}, r.fail(err)
 		}
 		if len(notes) == 0 {
 			break
@@ -257,12 +453,12 @@ func (r *Reconciler) Stale(ctx context.Context) (Result, error) {
 
 func (r *Reconciler) stale(ctx context.Context, versions map[string]int64) (Result, error) {
 	var total Result
-	for _, e := range []string{cdc.EntityOpportunity, cdc.EntityContactRole} {
+	for _, e := range entities {
 		failed := map[string]bool{}
 		for {
 			ids, err := r.store.StaleIDs(ctx, e, r.cfg.IDsPerQuery+len(failed))
 			if err != nil {
-				return total, err
+				return total, r.fail(err)
 			}
 			var todo []string
 			for _, id := range ids {
@@ -277,8 +473,12 @@ func (r *Reconciler) stale(ctx context.Context, versions map[string]int64) (Resu
 			res, err := r.reconcileIDs(ctx, e, todo, versions)
 			total.add(res)
 			if err != nil {
-				var ae *APIError
-				if !errors.As(err, &ae) || retryable(err) {
+				var (
+					ae  *APIError
+					ans *AnswerError
+				)
+				permanentAnswer := errors.As(err, &ans) || errors.As(err, &ae) && !retryable(err)
+				if !permanentAnswer || errors.As(err, new(*BudgetError)) {
 					return total, err
 				}
 				// A permanent answer for these ids: leave them stale for an
@@ -312,35 +512,48 @@ func (r *Reconciler) IDs(ctx context.Context, entity string, ids []string) (Resu
 }
 
 // reconcileIDs re-reads a few records (one sobject GET for a single id, a
-// queryAll SOQL for several), applies them and clears their stale flags.
+// queryAll SOQL for several), applies them and clears their stale flags
+// unless a newer gap came meanwhile.
 func (r *Reconciler) reconcileIDs(ctx context.Context, entity string, ids []string, versions map[string]int64) (Result, error) {
 	for _, id := range ids {
 		if !cdc.ValidID(id) {
-			return Result{}, fmt.Errorf("%q is not a Salesforce id", id)
+			return Result{}, fmt.Errorf("%s is not a Salesforce id", quote(id))
 		}
+	}
+	// The markers before the request: a gap applied after this read keeps
+	// its record stale.
+	marks, err := r.store.StaleMarks(ctx, entity, ids)
+	if err != nil {
+		return Result{}, r.fail(err)
 	}
 	found := map[string]record{}
 	if len(ids) == 1 {
 		var rec record
-		err := r.c.get(ctx, r.path("sobjects/"+entity+"/"+ids[0]+"?fields="+url.QueryEscape(r.selectList(entity))), &rec)
+		err := r.c.get(ctx, kindSObject, r.path("sobjects/"+entity+"/"+ids[0]+"?fields="+url.QueryEscape(r.selectList(entity))), &rec)
 		var ae *APIError
 		switch {
 		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 		case err != nil:
-			return Result{}, err
+			return Result{}, r.fail(err)
 		default:
+			if id, ok := rec["Id"]; ok && !sameID(fmt.Sprint(id), ids[0]) {
+				return Result{}, r.fail(&AnswerError{Kind: kindSObject, Err: fmt.Errorf("record Id %s is not the requested %s", quote(fmt.Sprint(id)), ids[0])})
+			}
+			rec["Id"] = ids[0]
 			found[ids[0]] = rec
 		}
 	} else {
 		q := "SELECT " + r.selectList(entity) + ", IsDeleted FROM " + entity + " WHERE Id IN (" + soqlIDs(ids) + ")"
-		err := r.query(ctx, "queryAll", q, func(rec record) error {
-			if id, _ := rec["Id"].(string); id != "" {
-				found[id] = rec
+		err := r.query(ctx, "queryAll", q, nil, func(rec record) error {
+			id, _ := rec["Id"].(string)
+			if !cdc.ValidID(id) {
+				return &AnswerError{Kind: kindQuery, Err: fmt.Errorf("record Id %s is not a Salesforce id", quote(fmt.Sprint(rec["Id"])))}
 			}
+			found[id] = rec
 			return nil
 		})
 		if err != nil {
-			return Result{}, err
+			return Result{}, r.fail(err)
 		}
 	}
 	evs := make([]*cdc.Event, 0, len(ids))
@@ -359,7 +572,7 @@ func (r *Reconciler) reconcileIDs(ctx context.Context, entity string, ids []stri
 		}
 		ev, err := r.toEvent(entity, rec, gap)
 		if err != nil {
-			return res, fmt.Errorf("%s %s: %w", entity, id, err)
+			return Result{}, r.fail(&AnswerError{Kind: kindQuery, Err: fmt.Errorf("%s %s: %w", entity, id, err)})
 		}
 		if ev.ChangeType == cdc.Delete {
 			res.Deleted++
@@ -368,67 +581,121 @@ func (r *Reconciler) reconcileIDs(ctx context.Context, entity string, ids []stri
 		}
 		evs = append(evs, ev)
 	}
-	out, err := r.apply(ctx, entity, evs, ids)
+	out, err := r.apply(ctx, entity, evs, marks)
+	if err != nil {
+		return out, err
+	}
+	r.count(entity, res)
 	res.add(out)
-	return res, err
+	return res, nil
 }
 
-func (r *Reconciler) apply(ctx context.Context, entity string, evs []*cdc.Event, ids []string) (Result, error) {
+// sameID reports whether an answer's record id is the requested one (a
+// 15-character id is the start of its 18-character form).
+func sameID(got, want string) bool {
+	return got == want || len(want) == 15 && len(got) == 18 && strings.HasPrefix(got, want)
+}
+
+func (r *Reconciler) count(entity string, res Result) {
+	r.m.records.WithLabelValues(entity, "read").Add(float64(res.Read))
+	r.m.records.WithLabelValues(entity, "deleted").Add(float64(res.Deleted))
+}
+
+// apply applies re-read records and clears the stale flags whose marker
+// (read before the re-read) is still the current one.
+func (r *Reconciler) apply(ctx context.Context, entity string, evs []*cdc.Event, marks map[string]string) (Result, error) {
 	if len(evs) == 0 {
 		return Result{}, nil
 	}
-	br, err := r.store.ApplyEvents(ctx, evs, state.ApplyOptions{})
+	br, err := r.store.ApplyEvents(ctx, evs, state.ApplyOptions{StaleMarks: map[string]map[string]string{entity: marks}})
 	if err != nil {
-		return Result{}, fmt.Errorf("applying %d re-read %s records: %w", len(evs), entity, err)
+		return Result{}, r.fail(fmt.Errorf("applying %d re-read %s records: %w", len(evs), entity, err))
 	}
 	res := Result{Applied: br.Applied}
 	for _, n := range br.Triggers {
 		res.Triggers += n
 	}
-	if err := r.store.ClearStale(ctx, entity, ids...); err != nil {
-		return res, err
+	if _, err := r.store.ClearStale(ctx, entity, marks); err != nil {
+		return res, r.fail(err)
 	}
 	return res, nil
 }
 
 // Entity re-reads every record of entity, deleted ones included (after a
 // GAP_OVERFLOW): a paged queryAll applied page by page. since is the
-// overflow's commit time (0 when unknown): the minimum version given.
+// minimum version given (0: the commit time of the overflow the entity is
+// marked for, if any). When it succeeds, the entity's mark is cleared unless
+// a newer overflow came meanwhile. With a daily budget, a re-read that
+// would not fit in what is left stops after its first page.
 func (r *Reconciler) Entity(ctx context.Context, entity string, since int64) (Result, error) {
 	if _, ok := r.fields[entity]; !ok {
-		return Result{}, fmt.Errorf("unknown entity %q", entity)
+		return Result{}, fmt.Errorf("unknown entity %s", quote(entity))
+	}
+	prog, err := r.store.Progress(ctx, ProgressName)
+	if err != nil {
+		return Result{}, r.fail(err)
+	}
+	mark, marked := prog[fieldEntityPrefix+entity]
+	if since == 0 {
+		since, _ = strconv.ParseInt(mark, 10, 64)
+	}
+	stale, err := r.store.StaleMarks(ctx, entity, nil)
+	if err != nil {
+		return Result{}, r.fail(err)
 	}
 	var total Result
 	var evs []*cdc.Event
-	var ids []string
+	marks := map[string]string{}
 	flush := func() error {
-		res, err := r.apply(ctx, entity, evs, ids)
+		res, err := r.apply(ctx, entity, evs, marks)
 		total.add(res)
-		evs, ids = evs[:0], ids[:0]
+		evs, marks = evs[:0], map[string]string{}
 		return err
 	}
+	budget := func(size, page int) error {
+		left, err := r.callsLeft(ctx)
+		if err != nil || left < 0 || page == 0 || size <= page {
+			return err
+		}
+		if need := int64((size - page + page - 1) / page); need > left {
+			return &BudgetError{Used: r.cfg.MaxCallsPerDay - left, Max: r.cfg.MaxCallsPerDay, Need: need}
+		}
+		return nil
+	}
 	q := "SELECT " + r.selectList(entity) + ", IsDeleted FROM " + entity
-	err := r.query(ctx, "queryAll", q, func(rec record) error {
+	var read Result
+	err = r.query(ctx, "queryAll", q, budget, func(rec record) error {
 		ev, err := r.toEvent(entity, rec, since)
 		if err != nil {
-			return fmt.Errorf("%s %v: %w", entity, rec["Id"], err)
+			return &AnswerError{Kind: kindQuery, Err: fmt.Errorf("%s %s: %w", entity, quote(fmt.Sprint(rec["Id"])), err)}
 		}
 		if ev.ChangeType == cdc.Delete {
-			total.Deleted++
+			read.Deleted++
 		} else {
-			total.Read++
+			read.Read++
 		}
 		evs = append(evs, ev)
-		ids = append(ids, ev.RecordIDs[0])
+		marks[ev.RecordIDs[0]] = stale[ev.RecordIDs[0]]
 		if len(evs) >= 2000 {
 			return flush()
 		}
 		return nil
 	})
-	if err != nil {
-		return total, err
+	if err == nil {
+		err = flush()
 	}
-	return total, flush()
+	r.count(entity, read)
+	total.add(read)
+	if err != nil {
+		return total, r.fail(err)
+	}
+	if marked {
+		if _, err := r.store.ClearProgress(ctx, ProgressName, fieldEntityPrefix+entity, mark); err != nil {
+			return total, r.fail(err)
+		}
+		r.m.entityPending.WithLabelValues(entity).Set(0)
+	}
+	return total, nil
 }
 
 func (r *Reconciler) path(rest string) string {
@@ -436,31 +703,41 @@ func (r *Reconciler) path(rest string) string {
 }
 
 // query runs a SOQL query (resource "query" or "queryAll"), following
-// nextRecordsUrl, and calls fn for each record.
-func (r *Reconciler) query(ctx context.Context, resource, soql string, fn func(record) error) error {
+// nextRecordsUrl, and calls fn for each record. first, if set, sees the
+// first page's totalSize and record count before more pages are fetched.
+func (r *Reconciler) query(ctx context.Context, resource, soql string, first func(size, page int) error, fn func(record) error) error {
 	next := r.path(resource + "?q=" + url.QueryEscape(soql))
-	for next != "" {
+	for pages := 0; next != ""; pages++ {
 		var page struct {
+			TotalSize      int               `json:"totalSize"`
 			Done           bool              `json:"done"`
 			NextRecordsURL string            `json:"nextRecordsUrl"`
 			Records        []json.RawMessage `json:"records"`
 		}
-		if err := r.c.get(ctx, next, &page); err != nil {
+		if err := r.c.get(ctx, kindQuery, next, &page); err != nil {
 			return err
 		}
 		for _, raw := range page.Records {
 			rec, err := decodeRecord(raw)
 			if err != nil {
-				return err
+				return &AnswerError{Kind: kindQuery, Err: err}
 			}
 			if err := fn(rec); err != nil {
 				return err
 			}
 		}
-		next = ""
-		if !page.Done {
-			next = page.NextRecordsURL
+		if page.Done {
+			return nil
 		}
+		if page.NextRecordsURL == "" {
+			return &AnswerError{Kind: kindQuery, Err: errors.New("a page with done=false has no nextRecordsUrl")}
+		}
+		if pages == 0 && first != nil {
+			if err := first(page.TotalSize, len(page.Records)); err != nil {
+				return err
+			}
+		}
+		next = page.NextRecordsURL
 	}
 	return nil
 }

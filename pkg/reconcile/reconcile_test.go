@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,9 +9,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -53,6 +56,42 @@ type world struct {
 	org string
 	sf  *fakeSF
 	rc  *Reconciler
+	reg *prometheus.Registry
+	cfg Config
+	log *syncBuffer // the reconciler's log
+}
+
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// restart replaces the reconciler (same store and fake Salesforce) with
+// one configured by mutate.
+func (w *world) restart(mutate func(*Config)) {
+	w.t.Helper()
+	cfg := w.cfg
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	w.reg, w.log = prometheus.NewRegistry(), &syncBuffer{}
+	var err error
+	if w.rc, err = New(cfg, w.st, w.sf.srv.Client(), w.reg, zerolog.New(w.log)); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 func newWorld(t *testing.T, mutate func(*Config)) *world {
@@ -64,11 +103,8 @@ func newWorld(t *testing.T, mutate func(*Config)) *world {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	var err error
-	w.rc, err = New(cfg, w.st, w.sf.srv.Client(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.cfg = cfg
+	w.restart(nil)
 	return w
 }
 
@@ -319,7 +355,7 @@ func TestReconcileKeepsNewerCDC(t *testing.T) {
 
 func TestToEvent(t *testing.T) {
 	r, err := New(Config{InstanceURL: "https://x.my.salesforce.com", ClientID: "c", ClientSecret: "s", Fields: schemaFields(t)},
-		nil, http.DefaultClient, zerolog.Nop())
+		nil, http.DefaultClient, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,12 @@ type ApplyOptions struct {
 	// Quiet applies the changes without trigger entries or activity: an
 	// import of existing records is history, not news.
 	Quiet bool
+	// StaleMarks is set by re-reads (pkg/reconcile): per entity, record id →
+	// the stale marker (StaleMarks) read before the records were fetched,
+	// "" when the record was not stale. A re-read of a record whose marker
+	// has changed since (a newer gap came while it was fetched) applies its
+	// data but leaves the record stale.
+	StaleMarks map[string]map[string]string
 }
 
 // ApplyEvents applies change events that did not come from Kafka (imports,

@@ -87,7 +87,8 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 			if ev.Entity == cdc.EntityContactRole && l.g.Roles[id] == nil {
 				pr.newRole = id
 			}
-			res := triggers.Apply(s.tcfg, l.g, triggers.Change{Event: ev, RecordID: id, NowMillis: now.UnixMilli()})
+			res := triggers.Apply(s.tcfg, l.g, triggers.Change{Event: ev, RecordID: id, NowMillis: now.UnixMilli(),
+				KeepStale: p.keepStale[ev.Entity+"/"+id]})
 			if res.Duplicate {
 				p.duplicates++
 				continue
@@ -254,9 +255,11 @@ func (s *Store) writeChange(t *tx, l *loaded, ev *cdc.Event, recordID string, pr
 	}
 	if ev.Entity == cdc.EntityOpportunity && pr.stale && !o.Stale {
 		t.srem(s.k.stale(cdc.EntityOpportunity), o.ID)
+		t.hdel(s.k.staleGaps(cdc.EntityOpportunity), o.ID)
 	}
 	if res.Stale {
 		t.sadd(s.k.stale(ev.Entity), recordID)
+		t.hset(s.k.staleGaps(ev.Entity), recordID, ev.Version.String())
 	}
 
 	s.writeRoles(t, g, res.Roles, ev.Entity, pr)
@@ -318,6 +321,7 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string
 		}
 		if entity == cdc.EntityContactRole && !r.Stale && pr.staleRoles[id] {
 			t.srem(s.k.stale(cdc.EntityContactRole), id)
+			t.hdel(s.k.staleGaps(cdc.EntityContactRole), id)
 		}
 	}
 }

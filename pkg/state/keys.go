@@ -17,6 +17,12 @@ func (k keys) stale(entity string) string {
 	return k.prefix + "stale:" + entity
 }
 
+// staleGaps holds, per stale record of entity, the version of the gap that
+// made it stale (the marker a re-read compares: see ClearStale).
+func (k keys) staleGaps(entity string) string {
+	return k.prefix + "stale_gap:" + entity
+}
+
 // revs holds each opportunity group's revision (group id → count of the
 // changes written to it), the compare-and-swap guard of the apply script.
 func (k keys) revs() string              { return k.prefix + "revs" }

@@ -34,6 +34,9 @@ type plan struct {
 	// quiet drops trigger entries (imports of history); snapshots lets
 	// SNAPSHOT events (resyncs) through.
 	quiet, snapshots bool
+	// keepStale names the records ("<entity>/<id>") of a re-read whose
+	// stale marker moved since the re-read began (ApplyOptions.StaleMarks).
+	keepStale map[string]bool
 }
 
 // recordOpp returns the opportunity group a record of ev belongs to.
@@ -91,8 +94,9 @@ func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*
 func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts ...ApplyOptions) (*plan, error) {
 	screen(items)
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
+	var marks map[string]map[string]string
 	for _, o := range opts {
-		p.quiet, p.snapshots = o.Quiet, true
+		p.quiet, p.snapshots, marks = o.Quiet, true, o.StaleMarks
 	}
 	ok := func(ev *cdc.Event) bool {
 		return applicable(ev) || p.snapshots && ev != nil && ev.ChangeType == cdc.Snapshot && knownEntity(ev.Entity)
@@ -174,7 +178,46 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	for id, l := range groups {
 		p.groups[id] = l
 	}
+	// Read after the groups: a gap applied in between moved the group's
+	// revision too, so the script refuses what this plan builds.
+	if err := s.planStaleMarks(ctx, p, items, marks); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// planStaleMarks compares the stale markers a re-read began from with the
+// current ones and notes the records whose marker moved.
+func (s *Store) planStaleMarks(ctx context.Context, p *plan, items []Item, marks map[string]map[string]string) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	ids := map[string][]string{}
+	for _, it := range items {
+		if it.Event == nil {
+			continue
+		}
+		for _, id := range it.Event.RecordIDs {
+			if _, ok := marks[it.Event.Entity][id]; ok {
+				ids[it.Event.Entity] = append(ids[it.Event.Entity], id)
+			}
+		}
+	}
+	for entity, list := range ids {
+		now, err := s.StaleMarks(ctx, entity, list)
+		if err != nil {
+			return err
+		}
+		for _, id := range list {
+			if now[id] != marks[entity][id] {
+				if p.keepStale == nil {
+					p.keepStale = map[string]bool{}
+				}
+				p.keepStale[entity+"/"+id] = true
+			}
+		}
+	}
+	return nil
 }
 
 // loadGroups reads opportunity groups in one round trip.

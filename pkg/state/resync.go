@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,21 +57,77 @@ func (s *Store) StaleIDs(ctx context.Context, entity string, max int) ([]string,
 	}
 }
 
-// ClearStale removes ids from entity's stale set once a re-read applied
-// them. The record hashes are not touched: a re-read that was newer than the
-// state already cleared their flag in its apply script.
-func (s *Store) ClearStale(ctx context.Context, entity string, ids ...string) error {
+// StaleMarks returns the stale marker of each id of entity: the version of
+// the gap that made the record stale, "" when it is not stale (or was
+// flagged before markers were kept). ids nil reads every marker.
+func (s *Store) StaleMarks(ctx context.Context, entity string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if ids == nil {
+		m, err := s.rdb.HGetAll(ctx, s.k.staleGaps(entity)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("reading stale %s markers: %w", entity, err)
+		}
+		return m, nil
+	}
 	if len(ids) == 0 {
-		return nil
+		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	vals, err := s.rdb.HMGet(ctx, s.k.staleGaps(entity), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading stale %s markers: %w", entity, err)
 	}
-	if err := s.rdb.SRem(ctx, s.k.stale(entity), args...).Err(); err != nil {
-		return fmt.Errorf("clearing stale %s ids: %w", entity, err)
+	for i, v := range vals {
+		str, _ := v.(string)
+		out[ids[i]] = str
 	}
-	return nil
+	return out, nil
+}
+
+// clearStaleScript removes ids from a stale set and their markers, each
+// only if its marker is still the one given: a gap applied since the caller
+// read the marker leaves its record stale. KEYS[1] the stale set, KEYS[2]
+// the markers; ARGV id, marker pairs. It returns how many it removed.
+var clearStaleScript = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i]) or ''
+  if cur == ARGV[i + 1] then
+    n = n + redis.call('SREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+return n
+`)
+
+// ClearStale removes records of entity from its stale set once a re-read
+// applied them, given the markers (StaleMarks) read before the re-read
+// began: a record whose marker changed since (a newer gap came) stays
+// stale. The record hashes are not touched: a re-read applied while the
+// marker held already cleared their flag in its apply script.
+func (s *Store) ClearStale(ctx context.Context, entity string, marks map[string]string) (int, error) {
+	if len(marks) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, 0, len(marks))
+	for id := range marks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var cleared int
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := make([]any, 0, 2*len(chunk))
+		for _, id := range chunk {
+			args = append(args, id, marks[id])
+		}
+		n, err := clearStaleScript.Run(ctx, s.rdb, []string{s.k.stale(entity), s.k.staleGaps(entity)}, args...).Int()
+		if err != nil {
+			return cleared, fmt.Errorf("clearing stale %s ids: %w", entity, err)
+		}
+		cleared += n
+	}
+	return cleared, nil
 }
 
 // ResyncNotice is one entry of the resync stream (CONTRACT §4).
@@ -138,4 +195,47 @@ func (s *Store) SaveProgress(ctx context.Context, name string, fields map[string
 		return fmt.Errorf("saving %s progress: %w", name, err)
 	}
 	return nil
+}
+
+// spendScript adds ARGV[2] to the counter field ARGV[1] of the hash
+// KEYS[1] unless that would pass ARGV[3] (0 = no limit), and deletes the
+// other fields starting with ARGV[4] (earlier days). It returns the counter
+// and 1 when added, 0 when refused.
+var spendScript = redis.NewScript(`
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if f ~= ARGV[1] and string.sub(f, 1, #ARGV[4]) == ARGV[4] then redis.call('HDEL', KEYS[1], f) end
+end
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local n, max = tonumber(ARGV[2]), tonumber(ARGV[3])
+if max > 0 and cur + n > max then return {cur, 0} end
+return {redis.call('HINCRBY', KEYS[1], ARGV[1], n), 1}
+`)
+
+// SpendProgress adds n to the counter "<prefix><period>" of the progress
+// hash name unless the counter would pass max (0 = no limit); counters of
+// other periods are deleted. It returns the counter and whether n was
+// added. Every instance of the org shares the counter.
+func (s *Store) SpendProgress(ctx context.Context, name, prefix, period string, n, max int64) (int64, bool, error) {
+	res, err := spendScript.Run(ctx, s.rdb, []string{s.k.prefix + name}, prefix+period, n, max, prefix).Int64Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("counting %s%s in %s progress: %w", prefix, period, name, err)
+	}
+	return res[0], res[1] == 1, nil
+}
+
+// delIfEqualScript deletes field ARGV[1] of KEYS[1] if it holds ARGV[2].
+var delIfEqualScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+`)
+
+// ClearProgress deletes field of the progress hash name if it still holds
+// expect (a newer value written meanwhile stays); it reports whether it
+// deleted.
+func (s *Store) ClearProgress(ctx context.Context, name, field, expect string) (bool, error) {
+	n, err := delIfEqualScript.Run(ctx, s.rdb, []string{s.k.prefix + name}, field, expect).Int()
+	if err != nil {
+		return false, fmt.Errorf("clearing %s in %s progress: %w", field, name, err)
+	}
+	return n == 1, nil
 }

@@ -62,6 +62,10 @@ type Change struct {
 	RecordID string
 	// NowMillis is the wall-clock time of the apply, for pending deadlines.
 	NowMillis int64
+	// KeepStale is set for a re-read (SNAPSHOT or DELETE from a resync)
+	// when a newer gap came while the record was fetched: its data applies
+	// by version as usual, but the record stays stale.
+	KeepStale bool
 }
 
 // Result says what applying a change did.
@@ -125,7 +129,7 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 		wasLive := o.Live()
 		o.Life, o.Version, o.Deleted = ev.Version, ev.Version, true
 		// A deleted record has nothing left to re-read: it is no longer stale.
-		o.Stale = false
+		o.Stale = o.Stale && ch.KeepStale
 		res.Changed = true
 		if wasLive {
 			for _, r := range g.SortedRoles() {
@@ -151,7 +155,7 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 		}
 		o.Life = ev.Version
 		o.Known = true
-		o.Stale = false
+		o.Stale = o.Stale && ch.KeepStale
 		res.Changed = true
 	}
 	var updates []fieldUpdate
@@ -177,6 +181,12 @@ func applyOpportunity(cfg *Config, g *Group, ch Change) Result {
 	}
 	if len(res.Fields) > 0 {
 		o.Known = true
+	}
+	if ev.ChangeType == cdc.Snapshot && o.Stale && !ch.KeepStale {
+		// A re-read that began after the record's last gap covers it,
+		// whatever its version (the gap's time, not after it) says.
+		o.Stale = false
+		res.Changed = true
 	}
 	if !res.Changed {
 		return Result{Duplicate: true}
@@ -241,6 +251,12 @@ func applyRole(cfg *Config, g *Group, ch Change) Result {
 		return Result{Stale: true}
 	}
 	if existed && !ev.Version.Newer(r.Version) {
+		if ev.ChangeType == cdc.Snapshot && r.Stale && !ch.KeepStale {
+			// A re-read older than the role's last change (versioned by the
+			// gap's time, not after it) still covers the gap it began from.
+			r.Stale = false
+			return Result{Changed: true, Roles: []string{r.ID}}
+		}
 		return Result{Duplicate: true}
 	}
 	if !existed {
@@ -291,8 +307,11 @@ func applyRole(cfg *Config, g *Group, ch Change) Result {
 			r.IsPrimary = &b
 		}
 	}
+	if ev.ChangeType == cdc.Snapshot {
+		r.Stale = r.Stale && ch.KeepStale
+	}
 	if ct == cdc.Create || ct == cdc.Undelete {
-		r.Stale = false
+		r.Stale = r.Stale && ch.KeepStale
 		reason := ReasonRoleCreated
 		if ct == cdc.Undelete {
 			reason = ReasonRoleUndeleted

@@ -273,3 +273,50 @@ func TestDeleteClearsStale(t *testing.T) {
 		t.Fatalf("after delete: stale %v deleted %v, want false, true", g.Opp.Stale, g.Opp.Deleted)
 	}
 }
+
+// A re-read (SNAPSHOT) clears the stale flag unless KeepStale says a newer
+// gap came while it was read; it does so even when its version is not newer
+// than the record's (a re-read is versioned by the gap's time).
+func TestSnapshotStaleFlag(t *testing.T) {
+	tests := []struct {
+		name      string
+		entity    string
+		snapTS    int64
+		keepStale bool
+		want      bool
+	}{
+		{"opportunity re-read", cdc.EntityOpportunity, 20, false, false},
+		{"opportunity re-read, newer gap meanwhile", cdc.EntityOpportunity, 20, true, true},
+		{"opportunity re-read older than the gap", cdc.EntityOpportunity, 5, false, false},
+		{"opportunity re-read older than the gap, newer gap meanwhile", cdc.EntityOpportunity, 5, true, true},
+		{"role re-read", cdc.EntityContactRole, 20, false, false},
+		{"role re-read, newer gap meanwhile", cdc.EntityContactRole, 20, true, true},
+		{"role re-read older than the gap", cdc.EntityContactRole, 5, false, false},
+		{"role re-read older than the gap, newer gap meanwhile", cdc.EntityContactRole, 5, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewGroup("006A")
+			Apply(testCfg, g, opp(cdc.Create, "006A", 10, "Name", "x").change())
+			Apply(testCfg, g, ocr(cdc.Create, "00KA", 10, "OpportunityId", "006A", "ContactId", "003A").change())
+			id, mk := "006A", opp
+			if tt.entity == cdc.EntityContactRole {
+				id, mk = "00KA", ocr
+			}
+			Apply(testCfg, g, mk(cdc.GapUpdate, id, 11).change())
+			ch := mk(cdc.Snapshot, id, tt.snapTS, "Name", "y").change()
+			if tt.entity == cdc.EntityContactRole {
+				ch = mk(cdc.Snapshot, id, tt.snapTS, "OpportunityId", "006A", "ContactId", "003A").change()
+			}
+			ch.KeepStale = tt.keepStale
+			Apply(testCfg, g, ch)
+			stale := g.Opp.Stale
+			if tt.entity == cdc.EntityContactRole {
+				stale = g.Roles["00KA"].Stale
+			}
+			if stale != tt.want {
+				t.Fatalf("stale = %v, want %v", stale, tt.want)
+			}
+		})
+	}
+}
