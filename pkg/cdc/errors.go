@@ -43,6 +43,7 @@ const (
 	ReasonTooLarge        = "too_large"
 	ReasonRegistry        = "schema_registry_unavailable"
 	ReasonBadEvent        = "bad_event"
+	ReasonInternalError   = "internal_error" // handling it panicked: a bug, the stack is in the log
 )
 
 // IsRetryable is the one place that decides whether an error is worth

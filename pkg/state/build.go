@@ -33,6 +33,9 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 		}
 	}
 	for _, it := range items {
+		if testHookBuild != nil {
+			testHookBuild(it)
+		}
 		next := ""
 		if it.Msg != nil {
 			next = strconv.FormatInt(it.Msg.Offset+1, 10)
