@@ -172,26 +172,44 @@ func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loade
 		roles[i] = pipe.HGetAll(ctx, s.k.roles(id))
 	}
 	revs := pipe.HMGet(ctx, s.k.revs(), ids...)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
+	cmds, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// A key of another type answers an error of its own (corrupt
+		// data, skipped below); any other failure fails the load.
+		for _, c := range cmds {
+			var reply redis.Error
+			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
+				return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
+			}
+		}
+		if revs.Err() != nil {
+			return nil, fmt.Errorf("loading %d opportunity groups: revisions: %w", len(ids), revs.Err())
+		}
 	}
 	for i, id := range ids {
 		g := triggers.NewGroup(id)
-		if err := decodeOpp(&g.Opp, opps[i].Val()); err != nil {
-			return nil, err
+		if opps[i].Err() != nil {
+			s.corrupt(CorruptKey, id, "opportunity")
+		}
+		for _, f := range decodeOpp(&g.Opp, opps[i].Val()) {
+			s.corrupt(CorruptField, id, f)
 		}
 		var rev int64
 		if v, ok := revs.Val()[i].(string); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("revision of opportunity group %s: %q is not a number", id, v)
+				s.corrupt(CorruptRevision, id, "")
 			}
 			rev = n
+		}
+		if roles[i].Err() != nil {
+			s.corrupt(CorruptKey, id, "roles")
 		}
 		for rid, text := range roles[i].Val() {
 			r, err := decodeRole(rid, text)
 			if err != nil {
-				return nil, err
+				s.corrupt(CorruptRole, id, rid)
+				continue
 			}
 			g.Roles[rid] = r
 		}

@@ -28,6 +28,9 @@ type Config struct {
 	CacheGroups int
 	// Now is the wall clock (tests set it); defaults to time.Now.
 	Now func() time.Time
+	// OnCorrupt, when set, is told of each stored record that could not be
+	// read and was skipped (see Corrupt). It must not block.
+	OnCorrupt func(Corrupt)
 }
 
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
