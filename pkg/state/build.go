@@ -99,7 +99,7 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 				res.Triggers = nil
 			}
 			t := open()
-			t.guard(oppID, l.rev)
+			t.guard(oppID, l)
 			l.rev++
 			t.changes++
 			c := BatchResult{Applied: 1}

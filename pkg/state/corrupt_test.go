@@ -39,7 +39,7 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	// a revision that is not a number, and a key of another type.
 	f.rdb.HSet(ctx, f.s.k.opp("006B"), "f:StageName", "garbage")
 	f.rdb.HSet(ctx, f.s.k.roles("006B"), "00KX", "{not json")
-	f.rdb.HSet(ctx, f.s.k.revs(), "006Z", "NaN")
+	f.rdb.HSet(ctx, f.s.k.revs(), "006B", "NaN")
 	f.rdb.SAdd(ctx, f.s.k.opps(), "006Z")
 	f.rdb.Set(ctx, f.s.k.roles("006Z"), "a string", 0)
 
@@ -76,5 +76,8 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	o, _, err = f.v.Opportunity(ctx, "006B")
 	if err != nil || o.Fields["StageName"].Str != "Prospecting" {
 		t.Fatalf("Opportunity(006B) = %+v, %v: the change did not overwrite the bad field", o, err)
+	}
+	if rev := f.rdb.HGet(ctx, f.s.k.revs(), "006B").Val(); rev != "2" {
+		t.Fatalf("revision of 006B = %q, want 2 (the bad one replaced by two changes)", rev)
 	}
 }

@@ -19,6 +19,9 @@ import (
 type loaded struct {
 	g   *triggers.Group
 	rev int64
+	// badRev is the stored revision when it is not a number (corrupt): the
+	// next write expects it, and replaces it with rev+1.
+	badRev string
 	// snapshot caches the opportunity's rendered snapshot ("" = not
 	// rendered since it last changed).
 	snapshot string
@@ -195,10 +198,12 @@ func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loade
 			s.corrupt(CorruptField, id, f)
 		}
 		var rev int64
+		var badRev string
 		if v, ok := revs.Val()[i].(string); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				s.corrupt(CorruptRevision, id, "")
+				badRev = v
 			}
 			rev = n
 		}
@@ -213,7 +218,7 @@ func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loade
 			}
 			g.Roles[rid] = r
 		}
-		out[id] = &loaded{g: g, rev: rev}
+		out[id] = &loaded{g: g, rev: rev, badRev: badRev}
 	}
 	return out, nil
 }
@@ -226,7 +231,7 @@ func (s *Store) LoadGroup(ctx context.Context, oppID string) (*triggers.Group, b
 		return nil, false, err
 	}
 	l := m[oppID]
-	return l.g, l.rev > 0, nil
+	return l.g, l.rev > 0 || l.badRev != "", nil
 }
 
 // expectations remembers, per partition, the position this process last
