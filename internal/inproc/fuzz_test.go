@@ -35,7 +35,8 @@ const fuzzOrgPrefix = "fuzzmsg-"
 // FuzzMessage sends whole Kafka messages (value, key, headers) through
 // decode, the pipeline and a real Redis. For every input: nothing panics
 // (a panic the pipeline contained counts too), no key outside the org's
-// prefix is touched, the message is applied or dead-lettered within a
+// prefix is touched nor any record id that is not a Salesforce id used in a
+// key (or as an opportunity group), the message is applied or dead-lettered within a
 // deadline (its partition's stored position moves past it), and a valid
 // Opportunity CREATE after it is still applied.
 func FuzzMessage(f *testing.F) {
@@ -165,7 +166,7 @@ func FuzzMessage(f *testing.F) {
 				t.Fatalf("%s at offset %d: stored position %q", what, m.Offset, pos)
 			}
 			if bad := keys.take(); bad != "" {
-				t.Fatalf("%s at offset %d: touched a key outside the org: %.120q", what, m.Offset, bad)
+				t.Fatalf("%s at offset %d: used a key %.160q", what, m.Offset, bad)
 			}
 			if panics(t, metrics) > before {
 				last := rdb.XRevRangeN(ctx, "oppsync:{"+org+"}:dlq", "+", "-", 1).Val()
@@ -216,8 +217,11 @@ func panics(t *testing.T, reg *prometheus.Registry) float64 {
 }
 
 // keyCheck is a go-redis hook that remembers the first key a command names
-// outside prefix: the first argument of a keyed command, every key of a
-// script call (the apply script writes only the keys it is given).
+// outside prefix (the first argument of a keyed command, every key of a
+// script call: the apply script writes only the keys it is given), or with
+// a record id that is not a Salesforce id (opp:, person:, activity: keys,
+// and the opportunity groups an apply script call guards, whose ids are
+// hash fields and set members).
 type keyCheck struct {
 	prefix string
 	mu     sync.Mutex
@@ -249,22 +253,49 @@ func (k *keyCheck) check(cmd redis.Cmder) {
 	args := cmd.Args()
 	name := strings.ToLower(cmd.Name())
 	var named []any
+	var groups []any
 	switch {
 	case unkeyed[name] || len(args) < 2:
 	case name == "evalsha" || name == "eval":
 		n, _ := strconv.Atoi(fmt.Sprint(args[2]))
 		named = args[3:min(3+n, len(args))]
+		// ARGV[4] is the number of guarded groups, their ids follow
+		// (state's applyScript).
+		if argv := args[min(3+n, len(args)):]; len(argv) > 3 {
+			g, _ := strconv.Atoi(fmt.Sprint(argv[3]))
+			groups = argv[4:min(4+g, len(argv))]
+		}
 	default:
 		named = args[1:2]
 	}
 	for _, a := range named {
-		if s := fmt.Sprint(a); !strings.HasPrefix(s, k.prefix) {
-			k.mu.Lock()
-			if k.bad == "" {
-				k.bad = name + " " + s
-			}
-			k.mu.Unlock()
+		s := fmt.Sprint(a)
+		rest, ok := strings.CutPrefix(s, k.prefix)
+		if !ok {
+			k.report("outside the org: " + name + " " + s)
+			continue
 		}
+		if ns, id, ok := strings.Cut(rest, ":"); ok && (ns == "opp" || ns == "person" || ns == "activity") {
+			if ns == "opp" {
+				id = strings.TrimSuffix(id, ":roles")
+			}
+			if !cdc.ValidID(id) {
+				k.report("with an invalid id: " + name + " " + s)
+			}
+		}
+	}
+	for _, g := range groups {
+		if id := fmt.Sprint(g); !cdc.ValidID(id) {
+			k.report("guarding a group with an invalid id: " + id)
+		}
+	}
+}
+
+func (k *keyCheck) report(what string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.bad == "" {
+		k.bad = what
 	}
 }
 
