@@ -198,6 +198,8 @@ func (pd *Pending) Wait() error {
 	return nil
 }
 
+// apply makes the batch durable: through the batch begun ahead, or
+// applied with retries when it was not begun ahead or its fallback failed.
 func (pd *Pending) apply() (state.BatchResult, error) {
 	var res state.BatchResult
 	var err error
