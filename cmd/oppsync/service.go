@@ -117,7 +117,9 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 		return nil, err
 	}
 	s.rdb = rdb
-	s.store, err = state.New(storeConfig(cfg, 0), rdb)
+	stc := storeConfig(cfg, 0)
+	stc.OnCorrupt = corruptReporter(s.reg, log)
+	s.store, err = state.New(stc, rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

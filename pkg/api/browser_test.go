@@ -180,9 +180,9 @@ func TestPersonPageEscapes(t *testing.T) {
 	evil := `<script>alert("x")</script>`
 	q := fakeRecords{opps: []*filters.Opportunity{{ID: "006X", Known: true, Fields: map[string]cdc.Value{
 		"Name": cdc.String(evil), "StageName": cdc.String(`"><img src=x onerror=alert(1)>`), "Amount": cdc.Number(1234567.5),
-	}, Roles: []filters.Role{{ID: "00KX", ContactID: "003X", Role: "<b>Boss</b>", IsPrimary: true}}}}}
+	}, Roles: []filters.Role{{ID: "00KX", ContactID: "003000000000000XAA", Role: "<b>Boss</b>", IsPrimary: true}}}}}
 	s, _ := newServer(t, q, Config{}, nil)
-	r := do(t, s.Handler(), "GET", "/people/003X", "")
+	r := do(t, s.Handler(), "GET", "/people/003000000000000XAA", "")
 	body := string(r.body)
 	if r.code != 200 || !strings.HasPrefix(r.hdr.Get("Content-Type"), "text/html") {
 		t.Fatalf("page = %d %s", r.code, r.hdr.Get("Content-Type"))

@@ -32,6 +32,11 @@ func FuzzHandlers(f *testing.F) {
 	} {
 		f.Add(s.route, s.id, s.body, true)
 	}
+	for _, id := range badIDs {
+		for route := uint8(0); route < 3; route++ {
+			f.Add(route, id, "", true)
+		}
+	}
 	routes := []struct{ method, path string }{
 		{"GET", "/v1/people/%s/opportunities"},
 		{"GET", "/v1/opportunities/%s"},

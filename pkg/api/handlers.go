@@ -90,6 +90,9 @@ type personJSON struct {
 // personView is what the JSON and the HTML page of a person show.
 func (s *Server) personView(r *http.Request) (*personJSON, []*filters.Opportunity, int, error) {
 	id := r.PathValue("personId")
+	if !cdc.ValidID(id) {
+		return nil, nil, http.StatusNotFound, nil // never seen: no Salesforce id reaches the replica
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	opps, ok, err := s.deps.Queries.PersonOpportunities(ctx, id)
@@ -136,9 +139,14 @@ type opportunityJSON struct {
 }
 
 func (s *Server) opportunity(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !cdc.ValidID(id) {
+		writeError(w, http.StatusNotFound, "opportunity not found") // never seen: no Salesforce id reaches the replica
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	o, ok, err := s.deps.Queries.Opportunity(ctx, r.PathValue("id"))
+	o, ok, err := s.deps.Queries.Opportunity(ctx, id)
 	if err != nil {
 		s.failed(w, r, err)
 		return

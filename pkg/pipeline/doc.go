@@ -10,4 +10,8 @@
 // duplicates_total, resync_notices_total{entity}, apply_duration_seconds,
 // end_to_end_lag_seconds, apply_retries_total, apply_conflicts_total,
 // schemas_cached, pending_roles, stale_records.
+//
+// A panic while handling one message does not stop the consumer: it is
+// contained at the batch boundary (panics.go), the message is dead-lettered
+// with reason internal_error and counted in panics_total{stage}.
 package pipeline

@@ -18,6 +18,7 @@ type metrics struct {
 	lag          prometheus.Histogram
 	retries      prometheus.Counter
 	conflicts    prometheus.Counter
+	panics       *prometheus.CounterVec
 }
 
 // entityLabel is the entity label of a metric: entity names come from
@@ -76,11 +77,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "oppsync_apply_conflicts_total", Help: "Scripts recomputed because another writer changed the same opportunity first.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oppsync_panics_total", Help: "Panics contained while handling messages, by stage (decode, apply); each dead-letters its message (internal_error).",
+		}, []string{"stage"}),
 	}
 	// Series that exist from the start, so dashboards and alerts see zeros
 	// rather than nothing.
-	for _, stage := range []string{"decode", "apply"} {
+	for _, stage := range []string{stageDecode, stageApply} {
 		m.deadLetters.WithLabelValues(stage)
+		m.panics.WithLabelValues(stage)
 	}
 	for _, r := range []string{cdc.ReasonUnknownFraming, cdc.ReasonSchemaNotFound, cdc.ReasonMalformedAvro,
 		cdc.ReasonNotAChangeEvent, cdc.ReasonBadBitmap, cdc.ReasonTooLarge, cdc.ReasonRegistry, cdc.ReasonInvalidID} {
@@ -93,6 +98,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.triggers.WithLabelValues(tr)
 	}
 	reg.MustRegister(m.consumed, m.skipped, m.decodeErrors, m.deadLetters, m.triggers, m.duplicates,
-		m.resync, m.applyTime, m.lag, m.retries, m.conflicts)
+		m.resync, m.applyTime, m.lag, m.retries, m.conflicts, m.panics)
 	return m
 }

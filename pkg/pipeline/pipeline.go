@@ -119,7 +119,7 @@ func (p *Pipeline) HandleBatch(ctx context.Context, msgs []cdc.Message) error {
 func (p *Pipeline) decodeAll(ctx context.Context, msgs []cdc.Message) ([]state.Item, error) {
 	items := make([]state.Item, len(msgs))
 	for i := range msgs {
-		it, err := p.decode(ctx, &msgs[i])
+		it, err := p.decodeSafely(ctx, &msgs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +151,7 @@ type Pending struct {
 	start time.Time
 	err   error           // decoding failed
 	a     *state.Applying // nil: applied (with retries) at Wait
+	pv    *panicked       // beginning it panicked: Wait isolates the culprit
 }
 
 // BeginBatch decodes msgs (one partition, offset order, following the
@@ -166,7 +167,7 @@ func (p *Pipeline) begin(ctx context.Context, msgs []cdc.Message, ahead bool) *P
 	pd.items, pd.err = p.decodeAll(ctx, msgs)
 	pd.start = time.Now()
 	if b, ok := p.app.(Beginner); ok && ahead && pd.err == nil {
-		pd.a = b.Begin(ctx, pd.items)
+		pd.pv = safely(func() { pd.a = b.Begin(ctx, pd.items) })
 	}
 	return pd
 }
@@ -184,21 +185,36 @@ func (pd *Pending) Wait() error {
 	}
 	var res state.BatchResult
 	var err error
+	if pd.pv == nil {
+		pd.pv = safely(func() { res, err = pd.apply() })
+	}
+	if pd.pv != nil {
+		return p.isolate(pd.ctx, pd.items, pd.pv, pd.start)
+	}
+	if err != nil {
+		return err
+	}
+	p.done(pd.items, res, pd.start)
+	return nil
+}
+
+// apply makes the batch durable: through the batch begun ahead, or
+// applied with retries when it was not begun ahead or its fallback failed.
+func (pd *Pending) apply() (state.BatchResult, error) {
+	var res state.BatchResult
+	var err error
 	if pd.a != nil {
 		res, err = pd.a.Wait()
 		var rw *state.RewindError
 		if errors.As(err, &rw) {
-			return err
+			return res, err
 		}
 	}
 	if pd.a == nil || err != nil {
 		// Not begun ahead, or its fallback failed: apply it, retrying.
-		if res, err = p.apply(pd.ctx, pd.items); err != nil {
-			return err
-		}
+		return pd.p.apply(pd.ctx, pd.items)
 	}
-	p.done(pd.items, res, pd.start)
-	return nil
+	return res, nil
 }
 
 // Abandon gives the batch up without applying it: the batch before it

@@ -25,6 +25,9 @@ type Handler interface {
 	// are down, and returns a non-nil error only when ctx is cancelled or on
 	// an unrecoverable failure; then the source does NOT commit those
 	// messages. The slice is the handler's; the source does not reuse it.
+	// It must not panic: the handler is where a panic is contained (the
+	// pipeline dead-letters the message that caused it), since only it
+	// knows what to do with the message; the source adds no second net.
 	HandleBatch(ctx context.Context, msgs []cdc.Message) error
 }
 

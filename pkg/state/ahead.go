@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -22,8 +23,9 @@ type Applying struct {
 	txs    []*tx
 	endPos string // the position its last call stores
 
-	done chan struct{} // closed by its executor; then ok says whether
-	ok   bool          // every call applied
+	done     chan struct{} // closed by its executor; then ok says whether
+	ok       bool          // every call applied
+	panicked *GoPanic      // or the executor panicked (Wait raises it again)
 
 	// Set by Wait.
 	finished bool
@@ -77,6 +79,13 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 	}
 	a.field = posField(items[0].Msg.Topic, items[0].Msg.Partition)
 	a.prev = s.chains.swap(a.field, a)
+	begun := false
+	defer func() {
+		if !begun { // also when planning or building panicked: the next batch does not build on it
+			a.sync = true
+			close(a.done)
+		}
+	}()
 	pos, before, after, ok := s.aheadOf(a.prev, a.field)
 	var p *plan
 	if ok {
@@ -85,13 +94,13 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 		ok = err == nil // a read failed: ApplyBatch will retry it
 	}
 	if !ok {
-		close(a.done)
 		return a
 	}
-	a.sync, a.p = false, p
-	a.txs, a.endPos = s.buildSlices(p, a.field, pos, items, nil)
+	txs, endPos := s.buildSlices(p, a.field, pos, items, nil)
+	a.sync, a.p, a.txs, a.endPos = false, p, txs, endPos
 	// Its groups, as its calls will leave them, stay with it: the next
 	// batch takes those it needs, Wait caches the others once durable.
+	begun = true
 	go a.execute(after)
 	return a
 }
@@ -123,6 +132,7 @@ func (s *Store) aheadOf(last *Applying, field string) (pos string, before *plan,
 // stored), and the batch after this one sends nothing.
 func (a *Applying) execute(after *Applying) {
 	defer close(a.done)
+	defer func() { a.panicked = caught(recover()) }()
 	if after != nil {
 		if <-after.done; !after.ok {
 			return
@@ -148,12 +158,29 @@ var testHookBeforeSend func()
 // lost writes or was unreachable) it applies the batch again with
 // ApplyBatch, from what Redis holds.
 func (a *Applying) Wait() (BatchResult, error) {
-	s := a.s
 	<-a.done
+	returned := false
 	defer func() {
+		if !returned { // it panicked: the batch after it builds on nothing of it
+			a.waitErr = errPanicked
+		}
 		a.finished = true
 		a.prev = nil
 	}()
+	if a.panicked != nil {
+		panic(a.panicked)
+	}
+	res, err := a.finish()
+	returned = true
+	return res, err
+}
+
+// errPanicked is the outcome of a Wait that panicked.
+var errPanicked = errors.New("applying the batch panicked")
+
+// finish is Wait once the calls ran and did not panic.
+func (a *Applying) finish() (BatchResult, error) {
+	s := a.s
 	if !a.sync && a.ok {
 		var res BatchResult
 		for _, t := range a.txs {

@@ -33,6 +33,9 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 		}
 	}
 	for _, it := range items {
+		if testHookBuild != nil {
+			testHookBuild(it)
+		}
 		next := ""
 		if it.Msg != nil {
 			next = strconv.FormatInt(it.Msg.Offset+1, 10)
@@ -97,7 +100,7 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 				res.Triggers = nil
 			}
 			t := open()
-			t.guard(oppID, l.rev)
+			t.guard(oppID, l)
 			l.rev++
 			t.changes++
 			c := BatchResult{Applied: 1}

@@ -80,19 +80,20 @@ func flag(b bool) string {
 	return "0"
 }
 
-// decodeOpp fills o from the fields of an opportunity hash.
-func decodeOpp(o *triggers.Opportunity, h map[string]string) error {
-	var err error
+// decodeOpp fills o from the fields of an opportunity hash. It skips the
+// hash fields it cannot read (corrupt data) and returns their names.
+func decodeOpp(o *triggers.Opportunity, h map[string]string) (bad []string) {
 	for k, v := range h {
+		var err error
 		switch {
 		case strings.HasPrefix(k, "f:"):
-			ver, val, derr := decodeField(v)
-			if derr != nil {
-				return fmt.Errorf("opportunity %s field %s: %w", o.ID, k[2:], derr)
-			}
-			o.FieldVersions[k[2:]] = ver
-			if !val.IsNull() {
-				o.Fields[k[2:]] = val
+			var ver cdc.Version
+			var val cdc.Value
+			if ver, val, err = decodeField(v); err == nil {
+				o.FieldVersions[k[2:]] = ver
+				if !val.IsNull() {
+					o.Fields[k[2:]] = val
+				}
 			}
 		case k == hKnown:
 			o.Known = v == "1"
@@ -106,10 +107,10 @@ func decodeOpp(o *triggers.Opportunity, h map[string]string) error {
 			o.Life, err = cdc.ParseVersion(v)
 		}
 		if err != nil {
-			return fmt.Errorf("opportunity %s %s: %w", o.ID, k, err)
+			bad = append(bad, k)
 		}
 	}
-	return nil
+	return bad
 }
 
 // storedRole is the JSON form of a contact role in the roles hash.

@@ -19,6 +19,9 @@ import (
 type loaded struct {
 	g   *triggers.Group
 	rev int64
+	// badRev is the stored revision when it is not a number (corrupt): the
+	// next write expects it, and replaces it with rev+1.
+	badRev string
 	// snapshot caches the opportunity's rendered snapshot ("" = not
 	// rendered since it last changed).
 	snapshot string
@@ -234,30 +237,50 @@ func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loade
 		roles[i] = pipe.HGetAll(ctx, s.k.roles(id))
 	}
 	revs := pipe.HMGet(ctx, s.k.revs(), ids...)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
+	cmds, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// A key of another type answers an error of its own (corrupt
+		// data, skipped below); any other failure fails the load.
+		for _, c := range cmds {
+			var reply redis.Error
+			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
+				return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
+			}
+		}
+		if revs.Err() != nil {
+			return nil, fmt.Errorf("loading %d opportunity groups: revisions: %w", len(ids), revs.Err())
+		}
 	}
 	for i, id := range ids {
 		g := triggers.NewGroup(id)
-		if err := decodeOpp(&g.Opp, opps[i].Val()); err != nil {
-			return nil, err
+		if opps[i].Err() != nil {
+			s.corrupt(CorruptKey, id, "opportunity")
+		}
+		for _, f := range decodeOpp(&g.Opp, opps[i].Val()) {
+			s.corrupt(CorruptField, id, f)
 		}
 		var rev int64
+		var badRev string
 		if v, ok := revs.Val()[i].(string); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("revision of opportunity group %s: %q is not a number", id, v)
+				s.corrupt(CorruptRevision, id, "")
+				badRev = v
 			}
 			rev = n
+		}
+		if roles[i].Err() != nil {
+			s.corrupt(CorruptKey, id, "roles")
 		}
 		for rid, text := range roles[i].Val() {
 			r, err := decodeRole(rid, text)
 			if err != nil {
-				return nil, err
+				s.corrupt(CorruptRole, id, rid)
+				continue
 			}
 			g.Roles[rid] = r
 		}
-		out[id] = &loaded{g: g, rev: rev}
+		out[id] = &loaded{g: g, rev: rev, badRev: badRev}
 	}
 	return out, nil
 }
@@ -270,7 +293,7 @@ func (s *Store) LoadGroup(ctx context.Context, oppID string) (*triggers.Group, b
 		return nil, false, err
 	}
 	l := m[oppID]
-	return l.g, l.rev > 0, nil
+	return l.g, l.rev > 0 || l.badRev != "", nil
 }
 
 // expectations remembers, per partition, the position this process last

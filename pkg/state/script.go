@@ -137,13 +137,18 @@ func (t *tx) full(max int) bool {
 
 // guard makes the call conditional on the group's revision (the first one
 // given for a group in this call) and stores rev+1 as the new one.
-func (t *tx) guard(group string, rev int64) {
+func (t *tx) guard(group string, l *loaded) {
 	if !t.guarded[group] {
 		t.guarded[group] = true
 		t.groups = append(t.groups, group)
-		t.expects = append(t.expects, strconv.FormatInt(rev, 10))
+		expect := strconv.FormatInt(l.rev, 10)
+		if l.badRev != "" {
+			expect = l.badRev
+		}
+		t.expects = append(t.expects, expect)
 	}
-	t.hset(t.k.revs(), group, strconv.FormatInt(rev+1, 10))
+	l.badRev = "" // replaced by this call
+	t.hset(t.k.revs(), group, strconv.FormatInt(l.rev+1, 10))
 }
 
 func (t *tx) hset(key string, fv ...string) {

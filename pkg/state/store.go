@@ -28,6 +28,9 @@ type Config struct {
 	CacheGroups int
 	// Now is the wall clock (tests set it); defaults to time.Now.
 	Now func() time.Time
+	// OnCorrupt, when set, is told of each stored record that could not be
+	// read and was skipped (see Corrupt). It must not block.
+	OnCorrupt func(Corrupt)
 }
 
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -289,16 +292,34 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	// position it would have stored, write nothing either.
 	jobs := make(chan []*tx, 16)
 	done := make(chan []*redis.Cmd, 1)
+	var sendPanic *GoPanic
 	go func() {
 		var cmds []*redis.Cmd
+		defer func() {
+			if sendPanic = caught(recover()); sendPanic != nil {
+				for range jobs { // send nothing more, let the builder finish
+				}
+			}
+			done <- cmds
+		}()
 		for ts := range jobs {
 			cmds = append(cmds, s.send(ctx, ts)...)
 		}
-		done <- cmds
+	}()
+	built := false
+	defer func() {
+		if !built { // building panicked: the calls handed over run before it unwinds
+			close(jobs)
+			<-done
+		}
 	}()
 	txs, _ := s.buildSlices(p, field, stored, todo, func(ts []*tx) { jobs <- ts })
 	close(jobs)
+	built = true
 	cmds := <-done
+	if sendPanic != nil {
+		panic(sendPanic)
+	}
 	if len(txs) == 0 {
 		return res, true, nil
 	}

@@ -51,7 +51,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
 		t := newTx(s.k, "", "")
-		t.guard(id, l.rev)
+		t.guard(id, l)
 		if res.Duplicate {
 			// Stale index entries (role deleted or released elsewhere).
 			stale := false

@@ -313,7 +313,7 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 		}
 		for _, id := range chunk {
 			l := groups[id]
-			if l.rev == 0 && len(l.g.Roles) == 0 {
+			if l.rev == 0 && l.badRev == "" && len(l.g.Roles) == 0 {
 				fn(&filters.Opportunity{ID: id}, nil) // gone (never seen): an empty placeholder
 				continue
 			}
