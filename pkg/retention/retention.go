@@ -23,10 +23,17 @@ type Config struct {
 	MaxLen int64
 	// Interval is the time between two passes [5s].
 	Interval time.Duration
-	// ReadBudget bounds the entries one pass reads from one stream to decide
-	// where to cut [2000].
+	// ReadBudget bounds the entries one pass reads from a stream to count
+	// a group's undelivered entries, which it does only when Redis cannot
+	// (entries were deleted with XDEL after the group's last-delivered-id)
+	// [1000].
 	ReadBudget int
 }
+
+// trimLimit bounds the entries one pass removes from a stream (whole macro
+// nodes, freed while Redis waits): up to 20,000 a second at the default
+// interval.
+const trimLimit = 100_000
 
 var streamName = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
@@ -47,7 +54,7 @@ func (c *Config) Validate() error {
 		c.Interval = 5 * time.Second
 	}
 	if c.ReadBudget <= 0 {
-		c.ReadBudget = 2000
+		c.ReadBudget = 1000
 	}
 	return nil
 }
@@ -101,10 +108,7 @@ type Stream struct {
 	Name    string
 	Length  int64 // after trimming
 	Removed int64
-	// How says where the cut was: "none", "maxlen", "minid" (at the
-	// oldest entry a group needs), "partial" or "held" (see trimScript).
-	How    string
-	Groups []Group
+	Groups  []Group
 }
 
 // Trim makes one pass over every stream, updates the metrics and returns
@@ -126,7 +130,7 @@ func (t *Trimmer) Trim(ctx context.Context) ([]Stream, error) {
 
 func (t *Trimmer) trim(ctx context.Context, name string) (Stream, error) {
 	key := t.cfg.Streams[name]
-	res, err := trimScript.Run(ctx, t.rdb, []string{key}, t.cfg.MaxLen, t.cfg.ReadBudget).Slice()
+	res, err := trimScript.Run(ctx, t.rdb, []string{key}, t.cfg.MaxLen, t.cfg.ReadBudget, trimLimit).Slice()
 	if err != nil {
 		return Stream{}, fmt.Errorf("trimming stream %s: %w", name, err)
 	}
@@ -139,15 +143,14 @@ func (t *Trimmer) trim(ctx context.Context, name string) (Stream, error) {
 
 func parseResult(name string, res []any) (Stream, error) {
 	st := Stream{Name: name}
-	if len(res) != 4 {
-		return st, fmt.Errorf("script answered %d values, want 4", len(res))
+	if len(res) != 3 {
+		return st, fmt.Errorf("script answered %d values, want 3", len(res))
 	}
-	var ok1, ok2, ok3 bool
+	var ok1, ok2 bool
 	st.Length, ok1 = res[0].(int64)
 	st.Removed, ok2 = res[1].(int64)
-	st.How, ok3 = res[2].(string)
-	groups, ok4 := res[3].([]any)
-	if !ok1 || !ok2 || !ok3 || !ok4 {
+	groups, ok3 := res[2].([]any)
+	if !ok1 || !ok2 || !ok3 {
 		return st, fmt.Errorf("unexpected script answer %v", res)
 	}
 	for _, g := range groups {

@@ -294,8 +294,8 @@ func TestStuckGroupLosesNothing(t *testing.T) {
 
 	e.readAll("campaigns")
 	s = e.pass()
-	if s.How != "maxlen" || groupOf(t, s, "campaigns").Lag() != 0 {
-		t.Errorf("after the group caught up: %+v, want a maxlen cut and no lag", s)
+	if s.Removed == 0 || groupOf(t, s, "campaigns").Lag() != 0 {
+		t.Errorf("after the group caught up: %+v, want a cut and no lag", s)
 	}
 	e.aboutMaxLen()
 	if got := gauge(t, e.reg, "oppsync_stream_group_lag", cdc.TriggerAdded, "campaigns"); got != 0 {
@@ -312,14 +312,14 @@ func TestNoGroupTrimsToMaxLen(t *testing.T) {
 		t.Fatalf("the apply path left %d entries, want all %d", n, 3*maxLen)
 	}
 	s := e.pass()
-	if s.How != "maxlen" || s.Removed == 0 {
-		t.Errorf("pass = %+v, want a maxlen cut", s)
+	if s.Removed == 0 {
+		t.Errorf("pass = %+v, want a cut", s)
 	}
 	e.aboutMaxLen()
 	// A short stream is left alone.
 	e2 := newEnv(t, 0)
 	e2.write(maxLen / 2)
-	if s := e2.pass(); s.How != "none" || s.Length != maxLen/2 {
+	if s := e2.pass(); s.Removed != 0 || s.Length != maxLen/2 {
 		t.Errorf("short stream: %+v, want untouched", s)
 	}
 }
@@ -370,8 +370,8 @@ func TestGroupEdgeCases(t *testing.T) {
 		if g := groupOf(t, s, "late"); g.Undelivered != 3*maxLen || !g.Exact {
 			t.Errorf("group = %+v, want %d undelivered", g, 3*maxLen)
 		}
-		if n := len(e.ids()); n != 3*maxLen || s.How != "held" {
-			t.Errorf("stream holds %d entries (%s), want all %d held", n, s.How, 3*maxLen)
+		if n := len(e.ids()); n != 3*maxLen || s.Removed != 0 {
+			t.Errorf("stream holds %d entries (%d removed), want all %d", n, s.Removed, 3*maxLen)
 		}
 	})
 	t.Run("consumer deleted with entries pending", func(t *testing.T) {
@@ -414,13 +414,32 @@ func TestGroupEdgeCases(t *testing.T) {
 			t.Errorf("stream holds %d entries, want at least the 239 undelivered", n)
 		}
 	})
-	t.Run("budget too small to settle the cut", func(t *testing.T) {
+	t.Run("undelivered too many to count after a deletion", func(t *testing.T) {
 		e := newEnv(t, 10)
+		e.write(50)
+		e.group("g", "0")
+		e.read("g", 10, 10)
+		if err := e.rdb.XDel(e.ctx, e.key, e.ids()[20]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := e.unacked("g")
+		e.write(3 * maxLen)
+		want = append(want, e.ids()[len(e.ids())-3*maxLen:]...)
+		s := e.pass()
+		// The budget (10) cannot count 339 entries: the stream's length
+		// before the pass is the upper bound reported.
+		if g := groupOf(t, s, "g"); g.Undelivered != s.Length+s.Removed || g.Exact {
+			t.Errorf("group = %+v, want the upper bound %d, not exact", g, s.Length+s.Removed)
+		}
+		if m := missing(e.ids(), want); len(m) > 0 {
+			t.Fatalf("trimming removed %d undelivered entries, first %s", len(m), m[0])
+		}
+	})
+	t.Run("one old entry pending, the rest acknowledged", func(t *testing.T) {
+		e := newEnv(t, 0)
 		e.write(3 * maxLen)
 		e.group("g", "0")
 		ids := e.read("g", 3*maxLen, 0)
-		// All acknowledged but one in the middle: 150 entries from it on
-		// must stay, more than maxlen, which a budget of 10 cannot count.
 		var ack []string
 		for i, id := range ids {
 			if i != 150 {
@@ -430,21 +449,17 @@ func TestGroupEdgeCases(t *testing.T) {
 		if err := e.rdb.XAck(e.ctx, e.key, "g", ack...).Err(); err != nil {
 			t.Fatal(err)
 		}
-		keep := ids[150:]
-		passes := 0
-		for s := e.pass(); s.How == "partial"; s = e.pass() {
-			if s.Removed == 0 || s.Removed > 9 {
-				t.Fatalf("partial pass removed %d entries, want 1..9 (the budget)", s.Removed)
-			}
-			if passes++; passes > 3*maxLen {
-				t.Fatal("the cut never settles")
-			}
+		// The 150 entries from the pending one on stay (more than maxlen),
+		// those before it go.
+		s := e.pass()
+		if m := missing(e.ids(), ids[150:]); len(m) > 0 {
+			t.Fatalf("trimming removed %d entries from the pending one on, first %s", len(m), m[0])
 		}
-		if m := missing(e.ids(), keep); len(m) > 0 {
-			t.Fatalf("trimming removed %d entries still needed, first %s", len(m), m[0])
+		if n := len(e.ids()); s.Removed == 0 || n >= 150+e.nodeEntries() {
+			t.Errorf("stream holds %d entries (%d removed), want the 150 needed plus less than a macro node", n, s.Removed)
 		}
-		if n := len(e.ids()); n >= 150+e.nodeEntries() {
-			t.Errorf("stream holds %d entries, want the 150 needed plus less than a macro node", n)
+		if g := groupOf(t, s, "g"); g.Pending != 1 || g.Undelivered != 0 {
+			t.Errorf("group = %+v, want 1 pending, 0 undelivered", g)
 		}
 	})
 }
@@ -511,7 +526,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	c := retention.Config{Streams: map[string]string{"dlq": "k"}, MaxLen: 1}
-	if err := c.Validate(); err != nil || c.Interval != 5*time.Second || c.ReadBudget != 2000 {
+	if err := c.Validate(); err != nil || c.Interval != 5*time.Second || c.ReadBudget != 1000 {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
 }
