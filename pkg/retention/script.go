@@ -70,10 +70,13 @@ for i, g in ipairs(raw) do
     -- Redis counts it when no entry after ld was deleted (XDEL); it also
     -- counts entries trimmed before they were delivered.
     u = math.min(lag, len)
-  else
+  elseif budget > 0 then
     local n = #redis.call('XRANGE', key, '(' .. ld, '+', 'COUNT', budget)
     budget = budget - n
     if budget > 0 then u = n else u, exact = len, 0 end
+  else
+    -- (XRANGE with COUNT 0 answers nil.)
+    u, exact = len, 0
   end
 
   local gFloor = ld
