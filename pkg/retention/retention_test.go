@@ -594,3 +594,28 @@ func lagSeries(t *testing.T, reg *prometheus.Registry, stream string) map[string
 	}
 	return out
 }
+
+// TestRunTrimsUntilCancelled: Run makes passes until its context ends, then
+// returns nil.
+func TestRunTrimsUntilCancelled(t *testing.T) {
+	e := newEnv(t, 0)
+	e.write(3 * maxLen)
+	reg := prometheus.NewRegistry()
+	tr, err := retention.New(retention.Config{Streams: map[string]string{cdc.TriggerAdded: e.key}, MaxLen: maxLen,
+		Interval: 10 * time.Millisecond}, e.rdb, reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		n, ok := lookup(t, reg, "oppsync_stream_length", cdc.TriggerAdded)
+		return ok && n < 3*maxLen, fmt.Sprintf("oppsync_stream_length = %v (reported: %v)", n, ok)
+	})
+	e.aboutMaxLen()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil on cancellation", err)
+	}
+}
