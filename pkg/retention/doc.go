@@ -14,9 +14,11 @@
 // Invariants:
 //   - An entry a group has pending (delivered, not acknowledged) or not yet
 //     delivered is never removed, whatever maxlen says.
-//   - One pass reads a bounded number of entries per stream; when that does
-//     not settle where the cut is, the pass removes only entries it has read
-//     and found acknowledged by every group, and the next pass goes on.
+//   - A stream is cut at the older of its oldest needed entry and the id that
+//     leaves maxlen entries (XTRIM MINID ~ LIMIT), so it keeps at least maxlen
+//     entries. A pass reads no entries, except to count a group's undelivered
+//     entries when Redis cannot (after an XDEL), within a budget, and removes
+//     at most 100,000 entries.
 //
 // Metrics (gauges, updated on each pass):
 //   - oppsync_stream_length{stream}: entries in the stream after the pass.
