@@ -270,6 +270,7 @@ func knownMetrics() map[string]bool {
 		"triggers_emitted_total", "duplicates_total", "resync_notices_total", "kafka_consumer_lag",
 		"schemas_cached", "pending_roles",
 		"stale_records", "ready", "kafka_commits_total", "kafka_rebalances_total",
+		"stream_length", "stream_group_lag", "stream_maxlen",
 	} {
 		m["oppsync_"+n] = true
 	}
@@ -329,7 +330,8 @@ func TestAlerts(t *testing.T) {
 	}
 	// One alert per failure mode the README documents.
 	for _, want := range []string{"OppsyncNotReady", "OppsyncConsumerLagHigh", "OppsyncEndToEndLagHigh",
-		"OppsyncDeadLetters", "OppsyncResyncNotices", "OppsyncStaleRecords", "OppsyncPendingRolesStuck"} {
+		"OppsyncDeadLetters", "OppsyncResyncNotices", "OppsyncStaleRecords", "OppsyncPendingRolesStuck",
+		"OppsyncStreamGroupLagging", "OppsyncStreamOverMaxLen"} {
 		if !seen[want] {
 			t.Errorf("alert %s missing", want)
 		}
@@ -375,7 +377,7 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{"oppsync_events_consumed_total", "oppsync_triggers_emitted_total",
 		"oppsync_apply_duration_seconds_bucket", "oppsync_end_to_end_lag_seconds_bucket", "oppsync_kafka_consumer_lag",
 		"oppsync_dead_letters_total", "oppsync_duplicates_total", "oppsync_resync_notices_total",
-		"oppsync_schemas_cached", "oppsync_pending_roles"} {
+		"oppsync_schemas_cached", "oppsync_pending_roles", "oppsync_stream_length", "oppsync_stream_group_lag"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel queries %s", want)
 		}

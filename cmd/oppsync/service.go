@@ -24,6 +24,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/reconcile"
+	"github.com/oppsync/oppsync/pkg/retention"
 	"github.com/oppsync/oppsync/pkg/source"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -39,13 +40,13 @@ type service struct {
 	pipe  *pipeline.Pipeline
 	src   *source.Source
 	rc    *reconcile.Reconciler // nil unless salesforce.instance_url is set
+	trim  *retention.Trimmer
 }
 
 // storeConfig maps the configuration to the state store's.
 func storeConfig(cfg *config.Config, cacheGroups int) state.Config {
 	return state.Config{
 		Org:               cfg.OrgID,
-		StreamMaxLen:      cfg.Streams.MaxLen,
 		Currency:          cfg.Currency.Default,
 		Rates:             cfg.Currency.Rates,
 		IgnoreFields:      cfg.Triggers.IgnoreFields,
@@ -120,6 +121,11 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	stc := storeConfig(cfg, 0)
 	stc.OnCorrupt = corruptReporter(s.reg, log)
 	s.store, err = state.New(stc, rdb)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	s.trim, err = retention.New(retention.Config{Streams: state.OutputStreams(cfg.OrgID), MaxLen: cfg.Streams.MaxLen},
+		rdb, s.reg, log.With().Str("component", "retention").Logger())
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
@@ -338,6 +344,12 @@ func (s *service) run(ctx context.Context) error {
 	if s.rc != nil {
 		go func() { _ = s.rc.Run(bgCtx) }()
 	}
+
+	// Stream retention runs on every instance (passes are idempotent) and
+	// is waited for before Redis closes.
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); _ = s.trim.Run(bgCtx) }()
+	defer func() { stopBG(); <-trimDone }()
 
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- s.src.Run(ctx) }()

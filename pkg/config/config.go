@@ -92,7 +92,9 @@ type Redis struct {
 
 // Streams configures the trigger streams.
 type Streams struct {
-	// MaxLen is the approximate MAXLEN of each trigger stream.
+	// MaxLen is the length each output stream (triggers, dlq, resync) is
+	// trimmed to, approximately; pkg/retention never trims past an entry a
+	// consumer group of the stream has not acknowledged.
 	MaxLen int64 `yaml:"maxlen"`
 }
 

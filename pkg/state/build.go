@@ -428,7 +428,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 				"opportunity", snap)
 			commons[ckey] = cid
 		}
-		fields := []any{"MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+		fields := []any{"*",
 			"trigger", tr.Kind,
 			"event_id", tr.EventID,
 			"person_id", tr.PersonID,
@@ -518,7 +518,7 @@ func activityJSON(tr triggers.Trigger, at int64) string {
 // resync appends a resync notice for a gap event.
 func (s *Store) resync(t *tx, ev *cdc.Event) {
 	ids, _ := json.Marshal(ev.RecordIDs)
-	t.xadd(s.k.stream(StreamResync), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+	t.xadd(s.k.stream(StreamResync), "*",
 		"entity", ev.Entity,
 		"record_ids", string(ids),
 		"change_type", string(ev.ChangeType),
@@ -537,7 +537,7 @@ func (s *Store) deadLetter(t *tx, it Item) {
 		headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)
 	}
 	hj, _ := json.Marshal(headers)
-	t.xadd(s.k.stream(StreamDLQ), "MAXLEN", "~", s.cfg.StreamMaxLen, "*",
+	t.xadd(s.k.stream(StreamDLQ), "*",
 		"topic", m.Topic,
 		"partition", m.Partition,
 		"offset", m.Offset,

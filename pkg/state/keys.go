@@ -1,5 +1,7 @@
 package state
 
+import "github.com/oppsync/oppsync/pkg/cdc"
+
 // keys builds the Redis key names of one org.
 type keys struct{ prefix string }
 
@@ -48,6 +50,22 @@ const (
 	// StreamChanges lists the opportunity groups each applied change wrote.
 	StreamChanges = "changes"
 )
+
+// OutputStreams returns the keys of the streams consumers read (CONTRACT
+// §4) for org, by stream name: the three trigger streams ("added_to_opportunity",
+// "removed_from_opportunity", "opportunity_updated"), "dlq" and "resync". The
+// apply script never trims them: pkg/retention does, never past an entry a
+// consumer group has not acknowledged.
+func OutputStreams(org string) map[string]string {
+	k := newKeys(org)
+	return map[string]string{
+		cdc.TriggerAdded:   k.trigger(cdc.TriggerAdded),
+		cdc.TriggerRemoved: k.trigger(cdc.TriggerRemoved),
+		cdc.TriggerUpdated: k.trigger(cdc.TriggerUpdated),
+		StreamDLQ:          k.stream(StreamDLQ),
+		StreamResync:       k.stream(StreamResync),
+	}
+}
 
 // changesMaxLen bounds the changes stream: a reader that falls further
 // behind reloads everything.

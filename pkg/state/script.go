@@ -26,8 +26,8 @@ import (
 // expected revisions, then commands:
 // name, key index, n, n arguments. Two pseudo-commands keep repeated trigger
 // fields (the opportunity snapshot above all) out of the arguments: "C" <id>
-// defines a set of fields, "T" <key> <id> <18 fields> is an XADD of the 18
-// fields followed by the set.
+// defines a set of fields, "T" <key> <id> <15 fields> is an XADD of the 15
+// fields (the id "*" first) followed by the set.
 var applyScript = redis.NewScript(`
 if ARGV[1] ~= '' then
   local pos = redis.call('HGET', KEYS[1], ARGV[1]) or ''
@@ -49,7 +49,7 @@ while i <= last do
     local a = i + 4
     redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
       ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10],
-      ARGV[a + 11], ARGV[a + 12], ARGV[a + 13], ARGV[a + 14], ARGV[a + 15], ARGV[a + 16], ARGV[a + 17],
+      ARGV[a + 11], ARGV[a + 12], ARGV[a + 13], ARGV[a + 14],
       unpack(common[ARGV[i + 3]]))
   elseif cmd == 'C' then
     common[ARGV[i + 1]] = {unpack(ARGV, i + 3, i + 2 + n)}
@@ -70,7 +70,7 @@ const (
 )
 
 // triggerFields is how many fields of its own a "T" entry carries.
-const triggerFields = 18
+const triggerFields = 15
 
 // Bounds of one script call, so that Redis is never blocked long.
 const (

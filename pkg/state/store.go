@@ -16,7 +16,10 @@ import (
 
 // Config configures the Store.
 type Config struct {
-	Org               string
+	Org string
+	// StreamMaxLen is not read: the apply script no longer trims the
+	// output streams; pkg/retention does, never past an entry a consumer
+	// group has not acknowledged (CONTRACT §4).
 	StreamMaxLen      int64
 	Currency          string
 	Rates             map[string]float64 // ISO code → rate to Currency
@@ -39,9 +42,6 @@ var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 func (c *Config) Validate() error {
 	if !orgPattern.MatchString(c.Org) {
 		return fmt.Errorf("org_id: %q must be non-empty and use only letters, digits, '_', '.' and '-'", c.Org)
-	}
-	if c.StreamMaxLen <= 0 {
-		c.StreamMaxLen = 1_000_000
 	}
 	if c.Currency == "" {
 		c.Currency = "USD"
