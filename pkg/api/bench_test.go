@@ -78,7 +78,7 @@ func seedBench(b *testing.B, rdb *redis.Client) (*benchSeed, error) {
 	}
 	marker := "oppsync:{" + name + "}:bench-seeded"
 	clock := benchStart.Add(40 * 24 * time.Hour)
-	store, err := state.New(state.Config{Org: name, Currency: "USD", StreamMaxLen: 10_000,
+	store, err := state.New(state.Config{Org: name, Currency: "USD",
 		IgnoreFields: synth.DefaultIgnoreFields, Now: func() time.Time { return clock }}, rdb)
 	if err != nil {
 		return nil, err

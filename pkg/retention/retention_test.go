@@ -45,8 +45,7 @@ func newEnv(t *testing.T, budget int) *env {
 	org := testenv.UniqueName(t, "org")
 	e := &env{t: t, ctx: context.Background(), rdb: rdb, reg: prometheus.NewRegistry(),
 		clock: 1_764_000_000_000, opp: "006000000000000001", budget: budget}
-	// StreamMaxLen as `oppsync run` sets it: the apply path used to trim with it.
-	e.store = inproc.Store(t, rdb, state.Config{Org: org, Currency: "USD", StreamMaxLen: maxLen})
+	e.store = inproc.Store(t, rdb, state.Config{Org: org, Currency: "USD"})
 	streams := state.OutputStreams(org)
 	e.key = streams[cdc.TriggerAdded]
 	tr, err := retention.New(retention.Config{Streams: streams, MaxLen: maxLen, ReadBudget: budget}, rdb, e.reg, zerolog.Nop())

@@ -16,11 +16,7 @@ import (
 
 // Config configures the Store.
 type Config struct {
-	Org string
-	// StreamMaxLen is not read: the apply script no longer trims the
-	// output streams; pkg/retention does, never past an entry a consumer
-	// group has not acknowledged (CONTRACT §4).
-	StreamMaxLen      int64
+	Org               string
 	Currency          string
 	Rates             map[string]float64 // ISO code → rate to Currency
 	IgnoreFields      []string
