@@ -82,6 +82,10 @@ func TestRowErrors(t *testing.T) {
 		{"no version value", opp, "Id,SystemModstamp", []string{"006000000000000001", ""}, 1, ErrMissing, ""},
 		{"bad id", opp, "Id,SystemModstamp", []string{"006-1", "2026-01-31T12:00:00.000Z"}, 0, ErrBadValue, "not a Salesforce id"},
 		{"bad opportunity id", role, "Id,OpportunityId,SystemModstamp", []string{"00K000000000000001", "x", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, ""},
+		{"bad contact id", opp, "Id,ContactId,SystemModstamp", []string{"006000000000000001", "003000000000000001:roles", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a Salesforce id"},
+		{"bad role contact id", role, "Id,OpportunityId,ContactId,SystemModstamp", []string{"00K000000000000001", "006000000000000001", "{003}", "2026-01-31T12:00:00.000Z"}, 2, ErrBadValue, "not a Salesforce id"},
+		{"bad reference", opp, "Id,AccountId,SystemModstamp", []string{"006000000000000001", "001/../x", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a Salesforce id"},
+		{"integer with a fraction", opp, "Id,Seats__c,SystemModstamp", []string{"006000000000000001", "2.5", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,4 +163,23 @@ func FuzzRow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Empty references are null, whole numbers are integers.
+func TestRowAcceptsEmptyReferencesAndWholeNumbers(t *testing.T) {
+	opp, _ := typers(t)
+	h, _, err := opp.Bind([]string{"Id", "AccountId", "ContactId", "Seats__c", "SystemModstamp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := opp.Row(h, []string{"006000000000000001", "", "003000000000000001", "12", "2026-01-31T12:00:00.000Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := ev.Field("Seats__c"); f.Value != cdc.Number(12) {
+		t.Errorf("Seats__c = %+v", f.Value)
+	}
+	if f, _ := ev.Field("AccountId"); !f.Value.IsNull() {
+		t.Errorf("AccountId = %+v", f.Value)
+	}
 }
