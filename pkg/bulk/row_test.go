@@ -1,7 +1,6 @@
 package bulk
 
 import (
-	"encoding/csv"
 	"errors"
 	"io"
 	"strings"
@@ -119,8 +118,9 @@ func TestRowSkipsDeleted(t *testing.T) {
 	}
 }
 
-// FuzzRow feeds arbitrary CSV text through the reader and the typer: no
-// panic, and an accepted row has typed values of the schema's kinds.
+// FuzzRow feeds arbitrary CSV text through the import's reader and the
+// typer: no panic, an accepted row has typed values of the schema's kinds
+// and valid ids.
 func FuzzRow(f *testing.F) {
 	f.Add(oppHeader + "\n" + oppRow(3) + "\n" + oppRow(7) + "\n")
 	f.Add("Id,Amount,SystemModstamp\n006000000000000001,1e308,2026-01-31T12:00:00.000Z\n")
@@ -128,7 +128,7 @@ func FuzzRow(f *testing.F) {
 	f.Add("Id,Name,SystemModstamp\n\"006000000000000001\",\"a\"\"b\nc\",2026-01-31T12:00:00.000Z\n")
 	opp, _ := typers(f)
 	f.Fuzz(func(t *testing.T, text string) {
-		r := csv.NewReader(strings.NewReader(text))
+		r := newCSVReader(strings.NewReader(text), 64, 256)
 		header, err := r.Read()
 		if err != nil {
 			return
@@ -142,7 +142,10 @@ func FuzzRow(f *testing.F) {
 			if err == io.EOF {
 				return
 			}
-			if err != nil {
+			if errors.Is(err, ErrTooLong) {
+				return
+			}
+			if err != nil || len(rec) != len(header) {
 				continue
 			}
 			ev, col, err := opp.Row(h, rec)
@@ -155,8 +158,14 @@ func FuzzRow(f *testing.F) {
 			if ev == nil {
 				continue
 			}
+			if !cdc.ValidID(ev.RecordIDs[0]) {
+				t.Fatalf("record id %q accepted", ev.RecordIDs[0])
+			}
 			for _, fl := range ev.Fields {
 				info := opp.fields[fl.Name]
+				if info.SalesforceType == "EntityId" && !fl.Value.IsNull() && !cdc.ValidID(fl.Value.Str) {
+					t.Fatalf("%s = %q accepted", fl.Name, fl.Value.Str)
+				}
 				if !fl.Value.IsNull() && fl.Value.Kind != info.Kind {
 					t.Fatalf("%s typed %v, schema says %v", fl.Name, fl.Value.Kind, info.Kind)
 				}
