@@ -194,8 +194,8 @@ func (r *csvReader) Read() ([]string, error) {
 		tooLong := func(n, add int) error {
 			if len(r.rec)-fieldStart+add > r.maxField {
 				hint := ""
-				if quoted {
-					hint = "; is its quote ever closed?"
+				if quoted && r.line > start.line {
+					hint = "; is its quote ever closed?" // it swallowed line ends
 				}
 				return &csv.ParseError{StartLine: recLine, Line: start.line, Column: start.col,
 					Err: fmt.Errorf("field %w (over %d bytes, --max-field-bytes%s)", ErrTooLong, r.maxField, hint)}
