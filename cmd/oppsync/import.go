@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/pkg/bulk"
@@ -24,16 +29,21 @@ import (
 //
 //	oppsync import [--config FILE] --opportunities F[,F2...] --contact-roles F[,F2...]
 //	    [--schema FILE] [--emit-triggers] [--max-errors N] [--batch N] [--workers N] [--resume]
+//	    [--max-field-bytes N] [--max-record-bytes N] [--metrics-addr HOST:PORT]
+//
+// --metrics-addr serves the import's metrics on /metrics while it runs.
 func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
 	args, bools := takeBoolFlags(args, "emit-triggers", "resume")
 	cfg, extra, err := parseConfigArgs(args, map[string]bool{
 		"opportunities": true, "contact-roles": true, "schema": true, "max-errors": true, "batch": true, "workers": true,
+		"max-field-bytes": true, "max-record-bytes": true, "metrics-addr": true,
 	})
 	if err != nil {
 		return err
 	}
 	icfg := bulk.Config{EmitTriggers: bools["emit-triggers"], Resume: bools["resume"]}
-	for flag, dst := range map[string]*int{"max-errors": &icfg.MaxErrors, "batch": &icfg.BatchSize, "workers": &icfg.Workers} {
+	for flag, dst := range map[string]*int{"max-errors": &icfg.MaxErrors, "batch": &icfg.BatchSize, "workers": &icfg.Workers,
+		"max-field-bytes": &icfg.MaxFieldBytes, "max-record-bytes": &icfg.MaxRecordBytes} {
 		if v, ok := extra[flag]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || (n == 0 && flag != "max-errors") {
@@ -80,9 +90,18 @@ func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	im, err := bulk.New(icfg, store, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	im, err := bulk.New(icfg, store, reg, log)
 	if err != nil {
 		return usagef("import: %v", err)
+	}
+	if addr := extra["metrics-addr"]; addr != "" {
+		stop, err := serveMetrics(addr, reg)
+		if err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+		defer stop()
 	}
 	stop := reportProgress(stderr, im.Stats)
 	start := time.Now()
@@ -95,16 +114,39 @@ func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "... and %d more rejected rows\n", int(sum.Rejected)-len(sum.Errors))
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stderr, "import: %d rows in %s (%.0f rows/s): %d applied, %d already current, %d skipped, %d rejected, %d triggers\n",
-		sum.Rows, el.Round(time.Millisecond), float64(sum.Rows)/el.Seconds(), sum.Applied, sum.Duplicates, sum.Skipped, sum.Rejected, sum.Triggers)
+	fmt.Fprintf(stderr, "import: %d rows, %d bytes in %s (%.0f rows/s): %d applied, %d already current, %d skipped, %d rejected, %d triggers\n",
+		sum.Rows, sum.BytesRead, el.Round(time.Millisecond), float64(sum.Rows)/el.Seconds(), sum.Applied, sum.Duplicates, sum.Skipped, sum.Rejected, sum.Triggers)
 	if err != nil {
 		var re *bulk.RowError
-		if errors.As(err, &re) && !errors.Is(err, bulk.ErrTooManyErrors) {
+		if errors.As(err, &re) && !errors.Is(err, bulk.ErrTooManyErrors) && !errors.Is(err, bulk.ErrTooLong) {
 			return usagef("import: %v", err) // a bad header
 		}
 		return fmt.Errorf("import: %w", err)
 	}
 	return nil
+}
+
+// serveMetrics serves reg on http://addr/metrics until the returned
+// function is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // ErrServerClosed once stopped
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // typerFor builds the CSV typer of an entity from its writer schema text.

@@ -20,12 +20,20 @@
 //   - Rows of one opportunity go through the same worker (partitioned by
 //     Id / OpportunityId), in file order.
 //   - Memory is bounded by Workers × BatchSize rows in flight, not by file
-//     size: files are streamed.
+//     size: files are streamed, and a field or record over
+//     Config.MaxFieldBytes / MaxRecordBytes stops the import where it starts
+//     (csvReader reads at most its 64 KiB buffer past the bound; an
+//     unbalanced quote shows this way, not at the end of the file).
+//   - Every cell is checked where it enters: ids (Id, OpportunityId and
+//     every reference column) with cdc.ValidID, values against the schema's
+//     kind (Integer fields whole numbers).
 //   - The progress hash "oppsync:{org}:import" records, per entity, the
 //     file and the byte offset and line after the last row whose batch (and
 //     every batch before it) was applied; --resume continues there.
 //     Re-applying rows is harmless anyway (version check).
 //
-// The package emits no metrics; Importer.Stats serves live counters to the
-// command's progress line.
+// Metrics (on the Registerer given to New): oppsync_import_rows_total
+// {entity,outcome} (outcome applied, duplicate, skipped, rejected) and
+// oppsync_import_bytes_total{entity}. Importer.Stats serves the same live
+// counters to the command's progress line.
 package bulk

@@ -155,7 +155,7 @@ func (e *env) triggers(kind string) int64 {
 
 func runImport(t testing.TB, st Store, cfg Config, sources ...Source) (Summary, error) {
 	t.Helper()
-	im, err := New(cfg, st, zerolog.Nop())
+	im, err := New(cfg, st, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

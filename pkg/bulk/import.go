@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -61,7 +62,18 @@ type Config struct {
 	CheckpointRows int
 	// KeepErrors bounds how many row errors Summary keeps [100].
 	KeepErrors int
+	// MaxFieldBytes bounds one CSV field (decoded) [1 MiB] and
+	// MaxRecordBytes one record (raw) [4 MiB]: a file with a longer one is
+	// refused at that field, which is also how an unbalanced quote shows.
+	MaxFieldBytes, MaxRecordBytes int
 }
+
+// Bounds of Config.MaxFieldBytes and Config.MaxRecordBytes.
+const (
+	DefaultMaxFieldBytes  = 1 << 20
+	DefaultMaxRecordBytes = 4 << 20
+	maxBound              = 1 << 30
+)
 
 // Validate fills defaults and checks the values.
 func (c *Config) Validate() error {
@@ -74,6 +86,12 @@ func (c *Config) Validate() error {
 	if c.KeepErrors == 0 {
 		c.KeepErrors = 100
 	}
+	if c.MaxFieldBytes == 0 {
+		c.MaxFieldBytes = DefaultMaxFieldBytes
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = max(DefaultMaxRecordBytes, c.MaxFieldBytes)
+	}
 	switch {
 	case c.BatchSize < 0:
 		return fmt.Errorf("batch size must be positive, got %d", c.BatchSize)
@@ -81,6 +99,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("workers must be positive, got %d", c.Workers)
 	case c.MaxErrors < 0:
 		return fmt.Errorf("max errors must be >= 0, got %d", c.MaxErrors)
+	case c.MaxFieldBytes < 0 || c.MaxFieldBytes > maxBound:
+		return fmt.Errorf("max field bytes must be between 1 and %d, got %d", maxBound, c.MaxFieldBytes)
+	case c.MaxRecordBytes < c.MaxFieldBytes || c.MaxRecordBytes > maxBound:
+		return fmt.Errorf("max record bytes must be between the max field bytes (%d) and %d, got %d", c.MaxFieldBytes, maxBound, c.MaxRecordBytes)
 	}
 	if c.CheckpointRows <= 0 {
 		c.CheckpointRows = 16 * c.BatchSize * c.Workers
@@ -123,6 +145,7 @@ type Importer struct {
 	cfg   Config
 	store Store
 	log   zerolog.Logger
+	m     *metrics
 
 	bytesTotal, bytesRead, rows, applied, dups, skipped, rejected, triggers atomic.Int64
 
@@ -132,12 +155,16 @@ type Importer struct {
 	cancel context.CancelCauseFunc
 }
 
-// New returns an Importer.
-func New(cfg Config, store Store, log zerolog.Logger) (*Importer, error) {
+// New returns an Importer. Its metrics go to reg (nil: not registered).
+func New(cfg Config, store Store, reg prometheus.Registerer, log zerolog.Logger) (*Importer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Importer{cfg: cfg, store: store, log: log.With().Str("component", "import").Logger()}, nil
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Importer{cfg: cfg, store: store, m: m, log: log.With().Str("component", "import").Logger()}, nil
 }
 
 // Stats returns the live counters.
@@ -213,9 +240,28 @@ func signature(sources []Source) string {
 	return strings.Join(parts, ";")
 }
 
-// reject records a rejected row; beyond MaxErrors it stops the import.
-func (im *Importer) reject(e *RowError) {
+// addBytes counts n bytes of entity's files read.
+func (im *Importer) addBytes(entity string, n int64) {
+	im.bytesRead.Add(n)
+	im.m.bytes(entity).Add(float64(n))
+}
+
+// fatal counts the row that stops the import and returns its error.
+func (im *Importer) fatal(entity, path string, base int, err error) error {
 	im.rejected.Add(1)
+	im.m.rows(entity, outcomeRejected).Inc()
+	re := &RowError{File: path, Line: 1, Column: 1, Err: err}
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		re.Line, re.Column, re.Err = base+pe.Line, pe.Column, pe.Err
+	}
+	return re
+}
+
+// reject records a rejected row; beyond MaxErrors it stops the import.
+func (im *Importer) reject(entity string, e *RowError) {
+	im.rejected.Add(1)
+	im.m.rows(entity, outcomeRejected).Inc()
 	im.mu.Lock()
 	im.nerr++
 	if len(im.errs) < im.cfg.KeepErrors {
@@ -344,19 +390,24 @@ func (im *Importer) runSource(ctx context.Context, src Source, prog map[string]s
 // CheckpointRows rows and at the end of the file.
 func (im *Importer) readFile(ctx context.Context, typer *Typer, path string, offset int64, line int,
 	chans []chan item, checkpoint func(offset int64, line int) error) error {
+	entity := typer.Entity()
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	cr := csv.NewReader(f)
-	cr.ReuseRecord = true
+	cr := newCSVReader(f, im.cfg.MaxFieldBytes, im.cfg.MaxRecordBytes)
 	header, err := cr.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty part
 		}
-		return &RowError{File: path, Line: 1, Column: 1, Err: fmt.Errorf("reading the header: %w", err)}
+		re := &RowError{File: path, Line: 1, Column: 1, Err: fmt.Errorf("reading the header: %w", err)}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			re.Line, re.Column, re.Err = pe.Line, pe.Column, fmt.Errorf("reading the header: %w", pe.Err)
+		}
+		return re
 	}
 	h, bad, err := typer.Bind(header)
 	if err != nil {
@@ -367,49 +418,53 @@ func (im *Importer) readFile(ctx context.Context, typer *Typer, path string, off
 		return &RowError{File: path, Line: line, Column: col, Err: err}
 	}
 	// base and start are the lines and bytes before the reader's first
-	// byte; last is the line the last record read ended on (the line count
-	// a checkpoint records).
+	// byte; last is the number of lines before the next record (the line
+	// count a checkpoint records).
 	base, last := 0, 0
 	var start int64
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			return fmt.Errorf("seeking %s: %w", path, err)
 		}
-		cr = csv.NewReader(f)
-		cr.ReuseRecord = true
+		cr = newCSVReader(f, im.cfg.MaxFieldBytes, im.cfg.MaxRecordBytes)
 		base, start, last = line, offset, line
 	} else {
 		offset = cr.InputOffset()
-		last, _ = cr.FieldPos(len(header) - 1)
+		last = cr.LinesRead()
 	}
-	im.bytesRead.Add(offset)
-	cr.FieldsPerRecord = len(h.cols)
+	im.addBytes(entity, offset)
 	sinceMark := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		rec, err := cr.Read()
+		now := start + cr.InputOffset()
+		im.addBytes(entity, now-offset)
+		offset = now
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		now := start + cr.InputOffset()
-		im.bytesRead.Add(now - offset)
-		offset = now
 		im.rows.Add(1)
 		if err != nil {
+			if errors.Is(err, ErrTooLong) {
+				// Where the record ends is not worth finding out: an
+				// unbalanced quote would have it at the end of the file.
+				return im.fatal(entity, path, base, err)
+			}
 			var pe *csv.ParseError
 			re := &RowError{File: path, Err: err}
 			if errors.As(err, &pe) {
 				re.Line, re.Column, re.Err = base+pe.Line, pe.Column, pe.Err
-				last = base + pe.Line
 			}
-			im.reject(re)
+			im.reject(entity, re)
 			continue
 		}
-		if len(rec) > 0 {
-			l, _ := cr.FieldPos(len(rec) - 1)
-			last = base + l
+		last = base + cr.LinesRead()
+		if len(rec) != len(h.cols) {
+			l, _ := cr.FieldPos(0)
+			im.reject(entity, &RowError{File: path, Line: base + l, Column: 1, Err: csv.ErrFieldCount})
+			continue
 		}
 		ev, bad, err := typer.Row(h, rec)
 		if err != nil {
@@ -418,11 +473,12 @@ func (im *Importer) readFile(ctx context.Context, typer *Typer, path string, off
 			if bad >= 0 {
 				re.Field = h.cols[bad].name
 			}
-			im.reject(re)
+			im.reject(entity, re)
 			continue
 		}
 		if ev == nil {
 			im.skipped.Add(1)
+			im.m.rows(entity, outcomeSkipped).Inc()
 			continue
 		}
 		it := item{ev: ev, file: path}
@@ -492,7 +548,7 @@ func (im *Importer) apply(ctx context.Context, entity string, batch []item) erro
 		}
 		for i, it := range batch {
 			if !known[i] {
-				im.reject(&RowError{File: it.file, Line: it.line, Column: it.col, Field: "OpportunityId",
+				im.reject(entity, &RowError{File: it.file, Line: it.line, Column: it.col, Field: "OpportunityId",
 					Err: fmt.Errorf("%w %s: neither imported nor in the state", ErrUnknownRef, ids[i])})
 				continue
 			}
@@ -515,6 +571,8 @@ func (im *Importer) apply(ctx context.Context, entity string, batch []item) erro
 	}
 	im.applied.Add(int64(res.Applied))
 	im.dups.Add(int64(res.Duplicates))
+	im.m.rows(entity, outcomeApplied).Add(float64(res.Applied))
+	im.m.rows(entity, outcomeDuplicate).Add(float64(res.Duplicates))
 	for _, n := range res.Triggers {
 		im.triggers.Add(int64(n))
 	}

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -82,22 +86,33 @@ func TestImportBadInput(t *testing.T) {
 		opps      string
 		roles     string
 		maxErrors int
+		maxField  int
 		want      []string // error texts, in order ("FILE" is the file name)
 		applied   int64
 		stopped   bool
 	}{
-		{"malformed row", oppHeader + "\n" + good + "\n" + `"006000000000000002","a"b"` + "\n", "", 0,
+		{"malformed row", oppHeader + "\n" + good + "\n" + `"006000000000000002","a"b"` + "\n", "", 0, 0,
 			[]string{`opp.csv:3:24: extraneous or missing " in quoted-field`}, -1, true},
-		{"field count", oppHeader + "\n" + `"006000000000000002","x"` + "\n" + good + "\n", "", 1,
+		{"field over the bound", oppHeader + "\n" + good + "\n" + `"006000000000000002","` + strings.Repeat("x", 65) + "\n", "", 5, 64,
+			[]string{`opp.csv:3:22: field too long (over 64 bytes, --max-field-bytes)`}, -1, true},
+		{"10 MB cell (default bound)", oppHeader + "\n" + strings.Replace(good, `"Deal 1"`, `"`+strings.Repeat("x", 10<<20)+`"`, 1) + "\n", "", 5, 0,
+			[]string{`opp.csv:2:22: field too long (over 1048576 bytes, --max-field-bytes)`}, -1, true},
+		{"unbalanced quote on line 2", oppHeader + "\n" + `"` + strings.ReplaceAll(good, `"`, "") + "\n" + strings.Repeat(strings.ReplaceAll(good, `"`, "")+"\n", 100), "", 5, 1024,
+			[]string{`opp.csv:2:1: field too long (over 1024 bytes, --max-field-bytes; is its quote ever closed?)`}, -1, true},
+		{"unclosed quote", oppHeader + "\n" + good + "\n" + `"006000000000000002","a` + "\n", "", 0, 0,
+			[]string{`opp.csv:3:22: extraneous or missing " in quoted-field: the quoted field that starts here is never closed`}, -1, true},
+		{"bad contact id", oppHeader + "\n" + strings.Replace(oppRow(2), contactID(4), contactID(4)+":roles", 1) + "\n" + good + "\n", "", 1, 0,
+			[]string{`opp.csv:2:89: column ContactId: wrong type: "003000000000000004:roles" is not a Salesforce id`}, 1, false},
+		{"field count", oppHeader + "\n" + `"006000000000000002","x"` + "\n" + good + "\n", "", 1, 0,
 			[]string{"opp.csv:2:1: wrong number of fields"}, 1, false},
-		{"unknown column", "Id,Nmae,SystemModstamp\n", "", 0,
+		{"unknown column", "Id,Nmae,SystemModstamp\n", "", 0, 0,
 			[]string{`opp.csv:1:4: unknown column (not in the schema): "Nmae"`}, 0, true},
-		{"wrong type", oppHeader + "\n" + strings.Replace(oppRow(2), `"1002.5"`, `"12abc"`, 1) + "\n" + good + "\n", "", 1,
+		{"wrong type", oppHeader + "\n" + strings.Replace(oppRow(2), `"1002.5"`, `"12abc"`, 1) + "\n" + good + "\n", "", 1, 0,
 			[]string{`opp.csv:2:45: column Amount: wrong type: "12abc" is not a number`}, 1, false},
 		{"unknown reference", oppHeader + "\n" + good + "\n",
-			roleHeader + "\n" + roleRow(2) + "\n" + strings.Replace(roleRow(3), oppID(1), oppID(99), 1) + "\n", 5,
+			roleHeader + "\n" + roleRow(2) + "\n" + strings.Replace(roleRow(3), oppID(1), oppID(99), 1) + "\n", 5, 0,
 			[]string{"ocr.csv:3:22: column OpportunityId: unknown opportunity 006000000000000099: neither imported nor in the state"}, 2, false},
-		{"max errors exceeded", oppHeader + "\n" + "x\n" + "y\n" + good + "\n", "", 1,
+		{"max errors exceeded", oppHeader + "\n" + "x\n" + "y\n" + good + "\n", "", 1, 0,
 			[]string{"opp.csv:2:1: wrong number of fields", "opp.csv:3:1: wrong number of fields"}, -1, true},
 	}
 	for _, tt := range tests {
@@ -108,7 +123,7 @@ func TestImportBadInput(t *testing.T) {
 			if tt.roles != "" {
 				sources = append(sources, Source{rt, []string{writeFile(t, dir, "ocr.csv", tt.roles)}})
 			}
-			sum, err := runImport(t, e.st, Config{MaxErrors: tt.maxErrors}, sources...)
+			sum, err := runImport(t, e.st, Config{MaxErrors: tt.maxErrors, MaxFieldBytes: tt.maxField}, sources...)
 			if (err != nil) != tt.stopped {
 				t.Fatalf("err = %v, want stopped=%v", err, tt.stopped)
 			}
@@ -239,5 +254,58 @@ func TestImportConcurrentWithCDC(t *testing.T) {
 		if e.field(oppID(i), "Name") == "" {
 			t.Fatalf("opportunity %d lost its imported Name", i)
 		}
+	}
+}
+
+func TestImportMetrics(t *testing.T) {
+	e := newEnv(t)
+	ot, rt := typers(t)
+	dir := t.TempDir()
+	deleted := strings.Replace(oppHeader, `"SystemModstamp"`, `"SystemModstamp","IsDeleted"`, 1) + "\n" +
+		oppRow(1) + `,"false"` + "\n" + oppRow(2) + `,"true"` + "\n" + strings.Replace(oppRow(3), `"10"`, `"ten"`, 1) + `,"false"` + "\n"
+	opps := writeFile(t, dir, "opp.csv", deleted)
+	roles := writeFile(t, dir, "ocr.csv", roleHeader+"\n"+roleRow(2)+"\n"+roleRow(4)+"\n")
+	reg := prometheus.NewRegistry()
+	im, err := New(Config{MaxErrors: 5}, e.st, reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Run(context.Background(), Source{ot, []string{opps}}, Source{rt, []string{roles}}); err != nil {
+		t.Fatal(err)
+	}
+	// Again: every row is a duplicate now.
+	if _, err := im.Run(context.Background(), Source{ot, []string{opps}}); err != nil {
+		t.Fatal(err)
+	}
+	size := func(f string) float64 {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(st.Size())
+	}
+	tests := []struct {
+		name   string
+		metric prometheus.Collector
+		want   float64
+	}{
+		{"opportunities applied", im.m.rows(cdc.EntityOpportunity, outcomeApplied), 1},
+		{"opportunities duplicate", im.m.rows(cdc.EntityOpportunity, outcomeDuplicate), 1},
+		{"opportunities skipped", im.m.rows(cdc.EntityOpportunity, outcomeSkipped), 2},
+		{"opportunities rejected", im.m.rows(cdc.EntityOpportunity, outcomeRejected), 2},
+		{"roles applied", im.m.rows(cdc.EntityContactRole, outcomeApplied), 1},
+		{"roles rejected (unknown opportunity)", im.m.rows(cdc.EntityContactRole, outcomeRejected), 1},
+		{"opportunity bytes (read twice)", im.m.bytes(cdc.EntityOpportunity), 2 * size(opps)},
+		{"contact role bytes", im.m.bytes(cdc.EntityContactRole), size(roles)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := testutil.ToFloat64(tt.metric); got != tt.want {
+				t.Fatalf("%v, want %v", got, tt.want)
+			}
+		})
+	}
+	if n, err := testutil.GatherAndCount(reg, "oppsync_import_rows_total", "oppsync_import_bytes_total"); err != nil || n != 10 {
+		t.Fatalf("%d series (%v), want 8 rows and 2 bytes series", n, err)
 	}
 }

@@ -48,9 +48,11 @@ const (
 )
 
 type column struct {
-	name string
-	role int
-	kind cdc.Kind
+	name  string
+	role  int
+	kind  cdc.Kind
+	id    bool // a reference (EntityId): a Salesforce id or empty
+	whole bool // an Integer: a whole number
 }
 
 // Typer turns CSV rows of one entity into change events. Field types come
@@ -147,6 +149,8 @@ func (t *Typer) Bind(header []string) (*Header, int, error) {
 			c.role = colSkip
 		case ok:
 			c.kind = f.Kind
+			c.id = f.SalesforceType == "EntityId" || f.SalesforceType == "Reference"
+			c.whole = f.SalesforceType == "Integer" || f.SalesforceType == "Int" || f.SalesforceType == "Long"
 			if name == "LastModifiedDate" {
 				lastModified = i
 			}
@@ -223,10 +227,11 @@ func (t *Typer) Row(h *Header, rec []string) (*cdc.Event, int, error) {
 			ts, _ := time.Parse(cdc.DateTimeLayout, v.Str)
 			ev.Version = cdc.Version{CommitTimestamp: ts.UnixMilli()}
 		}
-		if i == h.oppCol {
-			if !cdc.ValidID(raw) {
-				return nil, i, fmt.Errorf("%w: %q is not a Salesforce id", ErrBadValue, clip(raw))
-			}
+		switch {
+		case i == h.oppCol && !cdc.ValidID(raw), c.id && raw != "" && !cdc.ValidID(raw):
+			return nil, i, fmt.Errorf("%w: %q is not a Salesforce id", ErrBadValue, clip(raw))
+		case c.whole && !v.IsNull() && v.Num != math.Trunc(v.Num):
+			return nil, i, fmt.Errorf("%w: %q is not a whole number", ErrBadValue, clip(raw))
 		}
 		if c.role == colField {
 			ev.Fields = append(ev.Fields, cdc.Field{Name: c.name, Value: v, Changed: true})

@@ -1,7 +1,6 @@
 package bulk
 
 import (
-	"encoding/csv"
 	"errors"
 	"io"
 	"strings"
@@ -82,6 +81,10 @@ func TestRowErrors(t *testing.T) {
 		{"no version value", opp, "Id,SystemModstamp", []string{"006000000000000001", ""}, 1, ErrMissing, ""},
 		{"bad id", opp, "Id,SystemModstamp", []string{"006-1", "2026-01-31T12:00:00.000Z"}, 0, ErrBadValue, "not a Salesforce id"},
 		{"bad opportunity id", role, "Id,OpportunityId,SystemModstamp", []string{"00K000000000000001", "x", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, ""},
+		{"bad contact id", opp, "Id,ContactId,SystemModstamp", []string{"006000000000000001", "003000000000000001:roles", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a Salesforce id"},
+		{"bad role contact id", role, "Id,OpportunityId,ContactId,SystemModstamp", []string{"00K000000000000001", "006000000000000001", "{003}", "2026-01-31T12:00:00.000Z"}, 2, ErrBadValue, "not a Salesforce id"},
+		{"bad reference", opp, "Id,AccountId,SystemModstamp", []string{"006000000000000001", "001/../x", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a Salesforce id"},
+		{"integer with a fraction", opp, "Id,Seats__c,SystemModstamp", []string{"006000000000000001", "2.5", "2026-01-31T12:00:00.000Z"}, 1, ErrBadValue, "not a whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,8 +118,9 @@ func TestRowSkipsDeleted(t *testing.T) {
 	}
 }
 
-// FuzzRow feeds arbitrary CSV text through the reader and the typer: no
-// panic, and an accepted row has typed values of the schema's kinds.
+// FuzzRow feeds arbitrary CSV text through the import's reader and the
+// typer: no panic, an accepted row has typed values of the schema's kinds
+// and valid ids.
 func FuzzRow(f *testing.F) {
 	f.Add(oppHeader + "\n" + oppRow(3) + "\n" + oppRow(7) + "\n")
 	f.Add("Id,Amount,SystemModstamp\n006000000000000001,1e308,2026-01-31T12:00:00.000Z\n")
@@ -124,7 +128,7 @@ func FuzzRow(f *testing.F) {
 	f.Add("Id,Name,SystemModstamp\n\"006000000000000001\",\"a\"\"b\nc\",2026-01-31T12:00:00.000Z\n")
 	opp, _ := typers(f)
 	f.Fuzz(func(t *testing.T, text string) {
-		r := csv.NewReader(strings.NewReader(text))
+		r := newCSVReader(strings.NewReader(text), 64, 256)
 		header, err := r.Read()
 		if err != nil {
 			return
@@ -138,7 +142,10 @@ func FuzzRow(f *testing.F) {
 			if err == io.EOF {
 				return
 			}
-			if err != nil {
+			if errors.Is(err, ErrTooLong) {
+				return
+			}
+			if err != nil || len(rec) != len(header) {
 				continue
 			}
 			ev, col, err := opp.Row(h, rec)
@@ -151,12 +158,37 @@ func FuzzRow(f *testing.F) {
 			if ev == nil {
 				continue
 			}
+			if !cdc.ValidID(ev.RecordIDs[0]) {
+				t.Fatalf("record id %q accepted", ev.RecordIDs[0])
+			}
 			for _, fl := range ev.Fields {
 				info := opp.fields[fl.Name]
+				if info.SalesforceType == "EntityId" && !fl.Value.IsNull() && !cdc.ValidID(fl.Value.Str) {
+					t.Fatalf("%s = %q accepted", fl.Name, fl.Value.Str)
+				}
 				if !fl.Value.IsNull() && fl.Value.Kind != info.Kind {
 					t.Fatalf("%s typed %v, schema says %v", fl.Name, fl.Value.Kind, info.Kind)
 				}
 			}
 		}
 	})
+}
+
+// Empty references are null, whole numbers are integers.
+func TestRowAcceptsEmptyReferencesAndWholeNumbers(t *testing.T) {
+	opp, _ := typers(t)
+	h, _, err := opp.Bind([]string{"Id", "AccountId", "ContactId", "Seats__c", "SystemModstamp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := opp.Row(h, []string{"006000000000000001", "", "003000000000000001", "12", "2026-01-31T12:00:00.000Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := ev.Field("Seats__c"); f.Value != cdc.Number(12) {
+		t.Errorf("Seats__c = %+v", f.Value)
+	}
+	if f, _ := ev.Field("AccountId"); !f.Value.IsNull() {
+		t.Errorf("AccountId = %+v", f.Value)
+	}
 }

@@ -171,6 +171,12 @@ func TestImportCommandErrors(t *testing.T) {
 		{"opportunities only", []string{"import", "--opportunities", strings.Join(opps, ",")}, 0, []string{"4 rows", "4 already current"}},
 		{"resume a finished import", []string{"import", "--opportunities", strings.Join(opps, ","), "--resume"}, 0, []string{"import: 0 rows"}},
 		{"resume other files", []string{"import", "--opportunities", opps[0], "--resume"}, 1, []string{"--resume: the saved progress is for other files"}},
+		{"field over the bound", []string{"import", "--opportunities", opps[0], "--max-field-bytes", "20"}, 1,
+			[]string{"opportunities-0.csv:2:", "field too long (over 20 bytes, --max-field-bytes; is its quote ever closed?)"}},
+		{"bad bound", []string{"import", "--opportunities", opps[0], "--max-field-bytes", "0"}, 2, []string{"--max-field-bytes"}},
+		{"record bound under the field bound", []string{"import", "--opportunities", opps[0], "--max-field-bytes", "100", "--max-record-bytes", "50"}, 2,
+			[]string{"max record bytes must be between"}},
+		{"bad metrics address", []string{"import", "--opportunities", opps[0], "--metrics-addr", "nohost:port"}, 2, []string{"--metrics-addr"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
