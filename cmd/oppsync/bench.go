@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -34,8 +33,9 @@ import (
 // lag: the entry's Redis id time minus the message's broker append time (the
 // topic uses LogAppendTime), both on this machine's clock.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCommand("bench", "--brokers B --redis A [--events N] [--partitions N] [--instances N] [--rate R]",
+		"oppsync bench --brokers localhost:9092 --redis localhost:6379 --events 100000 --partitions 6", stdout)
+	fs := c.fs
 	brokers := fs.String("brokers", "localhost:9092", "Kafka brokers")
 	redisAddr := fs.String("redis", "localhost:6379", "Redis address")
 	events := fs.Int("events", 100000, "events to drive through the pipeline")
@@ -44,8 +44,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opps := fs.Int("opportunities", 0, "opportunities in the synthetic org (default events/10)")
 	instances := fs.Int("instances", 1, "service instances in one consumer group (in this process)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the apply phase to this file")
-	if err := fs.Parse(args); err != nil {
-		return usagef("bench: %v", err)
+	if err := c.parse(args); err != nil {
+		return err
 	}
 	if *opps == 0 {
 		*opps = max(*events/10, 50)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -26,8 +25,9 @@ import (
 // Kafka-protocol broker and Redis (unless --brokers / --redis name real
 // ones), generated Salesforce traffic, and a live feed of the triggers.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCommand("demo", "[--duration D] [--rate N] [--brokers B --redis A] [--http ADDR]",
+		"oppsync demo --duration 1m --rate 50 --http 127.0.0.1:8080", stdout)
+	fs := c.fs
 	brokers := fs.String("brokers", "", "use these Kafka brokers instead of the in-process broker")
 	redisAddr := fs.String("redis", "", "use this Redis instead of the in-process one")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
@@ -36,8 +36,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address for the API, /metrics and /readyz")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "generator seed")
 	verbose := fs.Bool("verbose", false, "log at info level too")
-	if err := fs.Parse(args); err != nil {
-		return usagef("demo: %v", err)
+	if err := c.parse(args); err != nil {
+		return err
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,32 +32,39 @@ import (
 //	    [--max-field-bytes N] [--max-record-bytes N] [--metrics-addr HOST:PORT]
 //
 // --metrics-addr serves the import's metrics on /metrics while it runs.
-func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
-	args, bools := takeBoolFlags(args, "emit-triggers", "resume")
-	cfg, extra, err := parseConfigArgs(args, map[string]bool{
-		"opportunities": true, "contact-roles": true, "schema": true, "max-errors": true, "batch": true, "workers": true,
-		"max-field-bytes": true, "max-record-bytes": true, "metrics-addr": true,
-	})
+func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("import", "[--config FILE] --opportunities F[,F2...] --contact-roles F[,F2...] [flags]",
+		"oppsync import --config oppsync.yml --opportunities opps-1.csv,opps-2.csv --contact-roles roles.csv", stdout).withConfig()
+	icfg := bulk.DefaultConfig()
+	c.fs.Var(positive{n: &icfg.MaxErrors, zeroOK: true}, "max-errors", "rejected rows tolerated before the import stops")
+	c.fs.Var(positive{n: &icfg.BatchSize}, "batch", "rows per apply call")
+	c.fs.Var(positive{n: &icfg.Workers}, "workers", "batches applied concurrently")
+	c.fs.Var(positive{n: &icfg.MaxFieldBytes}, "max-field-bytes", "longest CSV field accepted (decoded bytes); a longer one, or an unbalanced quote, stops the import at its line")
+	c.fs.Var(positive{n: &icfg.MaxRecordBytes}, "max-record-bytes", "longest CSV record accepted (raw bytes; at least --max-field-bytes)")
+	c.fs.BoolVar(&icfg.EmitTriggers, "emit-triggers", false, "write the trigger entries the import causes (default: a quiet import)")
+	c.fs.BoolVar(&icfg.Resume, "resume", false, "continue where a previous run with the same files stopped")
+	oppFiles := c.fs.String("opportunities", "", "Opportunity export part `files`, comma-separated, in order")
+	roleFiles := c.fs.String("contact-roles", "", "OpportunityContactRole export part `files`, comma-separated, in order")
+	schemaFile := c.fs.String("schema", "", "the org's Opportunity change-event schema (.avsc) to type custom fields (default: the standard fields)")
+	metricsAddr := c.fs.String("metrics-addr", "", "serve the import's metrics on http://`HOST:PORT`/metrics while it runs")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	recordSet := false
+	c.fs.Visit(func(f *flag.Flag) { recordSet = recordSet || f.Name == "max-record-bytes" })
+	if !recordSet {
+		icfg.MaxRecordBytes = max(icfg.MaxRecordBytes, icfg.MaxFieldBytes)
+	}
+	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
-	icfg := bulk.Config{EmitTriggers: bools["emit-triggers"], Resume: bools["resume"]}
-	for flag, dst := range map[string]*int{"max-errors": &icfg.MaxErrors, "batch": &icfg.BatchSize, "workers": &icfg.Workers,
-		"max-field-bytes": &icfg.MaxFieldBytes, "max-record-bytes": &icfg.MaxRecordBytes} {
-		if v, ok := extra[flag]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || (n == 0 && flag != "max-errors") {
-				return usagef("--%s: want a positive integer, got %q", flag, v)
-			}
-			*dst = n
-		}
-	}
-	opps, roles := splitFiles(extra["opportunities"]), splitFiles(extra["contact-roles"])
+	opps, roles := splitComma(*oppFiles), splitComma(*roleFiles)
 	if len(opps) == 0 && len(roles) == 0 {
 		return usagef("import: give --opportunities and/or --contact-roles files")
 	}
 	oppSchema := schemas.PubSub(cdc.EntityOpportunity)
-	if p := extra["schema"]; p != "" {
+	if p := *schemaFile; p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return usagef("--schema: %v", err)
@@ -96,7 +103,7 @@ func cmdImport(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return usagef("import: %v", err)
 	}
-	if addr := extra["metrics-addr"]; addr != "" {
+	if addr := *metricsAddr; addr != "" {
 		stop, err := serveMetrics(addr, reg)
 		if err != nil {
 			return usagef("--metrics-addr: %v", err)
@@ -175,39 +182,6 @@ func newStore(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		return nil, err
 	}
 	return store, nil
-}
-
-func splitFiles(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// takeBoolFlags removes the named boolean flags (--name or --name=BOOL)
-// from args, which parseConfigArgs would read as taking a value.
-func takeBoolFlags(args []string, names ...string) ([]string, map[string]bool) {
-	set := map[string]bool{}
-	var rest []string
-	for _, a := range args {
-		matched := false
-		for _, n := range names {
-			switch {
-			case a == "--"+n:
-				set[n], matched = true, true
-			case strings.HasPrefix(a, "--"+n+"="):
-				b, err := strconv.ParseBool(strings.TrimPrefix(a, "--"+n+"="))
-				set[n], matched = err == nil && b, true
-			}
-		}
-		if !matched {
-			rest = append(rest, a)
-		}
-	}
-	return rest, set
 }
 
 // reportProgress prints the import's progress to w every second on a

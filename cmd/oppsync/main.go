@@ -68,7 +68,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(ctx, args[1:], stderr)
+		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "produce":
@@ -78,7 +78,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "config":
 		err = cmdConfig(args[1:], stdout)
 	case "import":
-		err = cmdImport(ctx, args[1:], stderr)
+		err = cmdImport(ctx, args[1:], stdout, stderr)
 	case "resync":
 		err = cmdResync(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -88,7 +88,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = usagef("unknown command %q (want run, demo, produce, bench, import, resync, config or version)", args[0])
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
 	// The error may quote a configured URL: mask its credentials.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -30,8 +29,9 @@ type produceOptions struct {
 }
 
 func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCommand("produce", "--brokers B [--count N] [--rate N] [--framing pubsub|confluent] [--shape pubsub|connector] ...",
+		"oppsync produce --brokers localhost:9092 --count 10000 --rate 500", stdout)
+	fs := c.fs
 	var o produceOptions
 	brokers := fs.String("brokers", "localhost:9092", "bootstrap brokers, comma-separated")
 	fs.IntVar(&o.count, "count", 1000, "events to publish (0: until interrupted)")
@@ -44,8 +44,8 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed: same seed, same traffic")
 	fs.StringVar(&o.topic, "topic", "", "publish both entities to this one topic (default: one topic per entity)")
 	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created with replication factor 1)")
-	if err := fs.Parse(args); err != nil {
-		return usagef("produce: %v", err)
+	if err := c.parse(args); err != nil {
+		return err
 	}
 	o.brokers = splitComma(*brokers)
 	enc, err := newEncoder(o)

@@ -23,15 +23,22 @@ import (
 // --ids names records of --entity (default Opportunity); --entity alone
 // re-reads the whole entity (after GAP_OVERFLOW).
 func cmdResync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	args, bools := takeBoolFlags(args, "stale")
-	cfg, extra, err := parseConfigArgs(args, map[string]bool{"ids": true, "entity": true})
+	c := newCommand("resync", "[--config FILE] (--stale | --ids ID,ID... [--entity E] | --entity Opportunity|OpportunityContactRole)",
+		"oppsync resync --config oppsync.yml --ids 0068c000000q6IsAAI,0068c000000q6ItAAI", stdout).withConfig()
+	stale := c.fs.Bool("stale", false, "re-read every record marked stale by a gap event")
+	idList := c.fs.String("ids", "", "re-read these records (comma-separated ids) of --entity")
+	entityFlag := c.fs.String("entity", "", "with --ids: their entity (default Opportunity); alone: re-read the whole entity (after GAP_OVERFLOW)")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
-	ids := splitFiles(extra["ids"])
-	entity := extra["entity"]
+	ids := splitComma(*idList)
+	entity := *entityFlag
 	modes := 0
-	for _, on := range []bool{bools["stale"], len(ids) > 0, entity != "" && len(ids) == 0} {
+	for _, on := range []bool{*stale, len(ids) > 0, entity != "" && len(ids) == 0} {
 		if on {
 			modes++
 		}
@@ -61,7 +68,7 @@ func cmdResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var res reconcile.Result
 	switch {
-	case bools["stale"]:
+	case *stale:
 		res, err = rc.Stale(ctx)
 	case len(ids) > 0:
 		if entity == "" {

@@ -389,8 +389,12 @@ func (s *service) run(ctx context.Context) error {
 	return nil
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, _, err := parseConfigArgs(args, nil)
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("run", "[--config FILE] [--<config.key> VALUE ...]", "oppsync run --config oppsync.yml --log.level debug", stdout).withConfig()
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
@@ -403,7 +407,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func cmdConfig(args []string, stdout io.Writer) error {
-	cfg, _, err := parseConfigArgs(args, nil)
+	c := newCommand("config", "[--config FILE] [--<config.key> VALUE ...]", "OPPSYNC_ORG_ID=acme oppsync config --config oppsync.yml", stdout).withConfig()
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
 	if err != nil {
 		return err
 	}

@@ -75,19 +75,26 @@ const (
 	maxBound              = 1 << 30
 )
 
-// Validate fills defaults and checks the values.
+// DefaultConfig returns the defaults in brackets above.
+func DefaultConfig() Config {
+	return Config{BatchSize: 2000, Workers: 4, KeepErrors: 100,
+		MaxFieldBytes: DefaultMaxFieldBytes, MaxRecordBytes: DefaultMaxRecordBytes}
+}
+
+// Validate fills zero values with DefaultConfig's and checks the values.
 func (c *Config) Validate() error {
+	def := DefaultConfig()
 	if c.BatchSize == 0 {
-		c.BatchSize = 2000
+		c.BatchSize = def.BatchSize
 	}
 	if c.Workers == 0 {
-		c.Workers = 4
+		c.Workers = def.Workers
 	}
 	if c.KeepErrors == 0 {
-		c.KeepErrors = 100
+		c.KeepErrors = def.KeepErrors
 	}
 	if c.MaxFieldBytes == 0 {
-		c.MaxFieldBytes = DefaultMaxFieldBytes
+		c.MaxFieldBytes = def.MaxFieldBytes
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = max(DefaultMaxRecordBytes, c.MaxFieldBytes)

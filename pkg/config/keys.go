@@ -198,3 +198,42 @@ func parseRate(code, val string) (float64, error) {
 	}
 	return r, nil
 }
+
+// KeyInfo describes a key for a command line's help.
+type KeyInfo struct {
+	Key     string
+	Env     string // its environment variable
+	Default string // the default value as a flag would take it; "" when none
+	Bool    bool   // a boolean: --key alone means true
+}
+
+// Describe returns every key with its default, sorted by key.
+func Describe() []KeyInfo {
+	def := reflectValue(Default())
+	out := make([]KeyInfo, 0, len(fields))
+	for _, l := range fields {
+		out = append(out, KeyInfo{Key: l.key, Env: EnvName(l.key), Default: formatRaw(def.FieldByIndex(l.index)),
+			Bool: l.typ.Kind() == reflect.Bool})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// formatRaw renders a value the way setRaw parses it.
+func formatRaw(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Type() == stringsType:
+		return strings.Join(v.Interface().([]string), ",")
+	case v.Type() == ratesType:
+		m := v.Interface().(map[string]float64)
+		parts := make([]string, 0, len(m))
+		for _, code := range sortedKeys(m) {
+			parts = append(parts, code+"="+strconv.FormatFloat(m[code], 'g', -1, 64))
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(v.Interface())
+	}
+}
