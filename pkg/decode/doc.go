@@ -25,8 +25,16 @@
 //     named is reported with Changed=false (an enriched field).
 //   - Hidden fields never leave this package: they are dropped from
 //     Event.Fields and Event.Schema.
+//   - A decoded event's entity is a Salesforce API name and its ids pass
+//     cdc.CheckIDs (record ids, OpportunityId, ContactId): they become Redis
+//     keys and metric labels downstream. Other messages fail as
+//     not_a_change_event / invalid_id. A header schema id is a plain name.
+//   - A top-level record, or union with one record branch (switchable
+//     compound fields), is nested: "P-0x.." bitmaps name its "Parent.Child"
+//     fields; the union's other branches hold the value under "Parent".
 //   - Bad input yields a *cdc.Error with a stable reason, never a panic; error
-//     texts name schema ids, fields and bit positions but never field values.
+//     texts name schema ids, fields and bit positions but never field values
+//     (a rejected id or entity name is quoted by cdc.QuoteInput).
 //   - Avro is read by a reader that checks every length and count against the
 //     bytes left before allocating; goavro validates every schema.
 //
