@@ -239,25 +239,33 @@ func deleteTopic(t testing.TB, brokers []string, topic string) {
 }
 
 // Eventually calls cond until it returns true, polling with a short,
-// growing interval, and fails the test with cond's last message once timeout
-// has passed. Like t.Fatal it must be called from the test's goroutine.
+// growing interval (never sleeping past the deadline, so the last poll is at
+// the deadline), and fails the test with cond's last message once timeout has
+// passed. Like t.Fatal it must be called from the test's goroutine.
 func Eventually(t testing.TB, timeout time.Duration, cond func() (ok bool, msg string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	eventually(t, timeout, cond, time.Now, time.Sleep)
+}
+
+// eventually is Eventually with its clock passed in, so that its tests do
+// not depend on how the machine schedules them.
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string), now func() time.Time, sleep func(time.Duration)) {
+	t.Helper()
+	deadline := now().Add(timeout)
 	interval := 10 * time.Millisecond
 	for {
 		ok, msg := cond()
 		if ok {
 			return
 		}
-		if !time.Now().Before(deadline) {
+		if !now().Before(deadline) {
 			if msg == "" {
 				msg = "condition never held"
 			}
 			t.Fatalf("not true within %v: %s", timeout, msg)
 			return
 		}
-		time.Sleep(min(interval, time.Until(deadline)))
+		sleep(min(interval, deadline.Sub(now())))
 		interval = min(interval*2, 250*time.Millisecond)
 	}
 }

@@ -64,48 +64,137 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
+// runEventually runs eventually on a fakeTB in a goroutine of its own (its
+// Fatalf ends that goroutine) and returns the failure it reported, "" if none.
+func runEventually(t *testing.T, timeout time.Duration, cond func() (bool, string), now func() time.Time, sleep func(time.Duration)) string {
+	t.Helper()
+	f := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eventually(f, timeout, cond, now, sleep)
+	}()
+	// Only a hang guard: Eventually must end, whatever the machine's load.
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("Eventually(%v) has not returned after 2 minutes", timeout)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+// TestEventually checks, on the real clock, that Eventually polls until the
+// condition holds and fails with the last message at the deadline. The
+// deadlines are far from what the polls need, so load cannot fail it.
 func TestEventually(t *testing.T) {
 	tests := []struct {
 		name      string
+		timeout   time.Duration
 		succeedAt int // call number on which cond first returns true; 0 = never
 		wantFail  string
 	}{
-		{name: "true at once", succeedAt: 1},
-		{name: "true after some polls", succeedAt: 4},
-		{name: "never true reports last message", succeedAt: 0, wantFail: "not true within 100ms: call"},
+		{name: "true at once", timeout: time.Minute, succeedAt: 1},
+		{name: "true on the fifth poll", timeout: time.Minute, succeedAt: 5},
+		{name: "true at once with no time left", timeout: 0, succeedAt: 1},
+		{name: "never true reports the last message", timeout: 50 * time.Millisecond, wantFail: "not true within 50ms: call "},
+		{name: "no time left polls once", timeout: 0, wantFail: "not true within 0s: call 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeTB{TB: t}
 			calls := 0
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				Eventually(f, 100*time.Millisecond, func() (bool, string) {
-					calls++
-					return tt.succeedAt != 0 && calls >= tt.succeedAt, fmt.Sprintf("call %d", calls)
-				})
-			}()
-			<-done
-			f.mu.Lock()
-			defer f.mu.Unlock()
+			cond := func() (bool, string) {
+				calls++
+				return tt.succeedAt != 0 && calls >= tt.succeedAt, fmt.Sprintf("call %d", calls)
+			}
+			start := time.Now()
+			failed := runEventually(t, tt.timeout, cond, time.Now, time.Sleep)
+			ended := time.Since(start)
 			if tt.wantFail == "" {
-				if f.failed != "" {
-					t.Fatalf("Eventually failed: %s", f.failed)
+				if failed != "" {
+					t.Fatalf("Eventually failed: %s", failed)
 				}
 				if calls != tt.succeedAt {
 					t.Fatalf("cond called %d times, want %d", calls, tt.succeedAt)
 				}
 				return
 			}
-			if !strings.HasPrefix(f.failed, tt.wantFail) {
-				t.Fatalf("failure = %q, want prefix %q", f.failed, tt.wantFail)
+			if !strings.HasPrefix(failed, tt.wantFail) {
+				t.Fatalf("failure = %q, want prefix %q", failed, tt.wantFail)
 			}
-			if last := fmt.Sprintf("call %d", calls); !strings.HasSuffix(f.failed, last) {
-				t.Fatalf("failure = %q, want the last message %q", f.failed, last)
+			if last := fmt.Sprintf(": call %d", calls); !strings.HasSuffix(failed, last) {
+				t.Fatalf("failure = %q, want the last message %q", failed, last)
 			}
-			if calls < 2 {
-				t.Fatalf("cond called %d times within the timeout, want several", calls)
+			// The clock is monotonic: a failure before the deadline is a bug,
+			// not the machine being slow.
+			if ended < tt.timeout {
+				t.Fatalf("failed after %v, before the %v deadline", ended, tt.timeout)
+			}
+		})
+	}
+}
+
+// fakeClock is a clock that moves only when Eventually sleeps.
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) Sleep(d time.Duration) {
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+}
+
+// TestEventuallyDeadline checks the deadline on a fake clock, so that no
+// scheduling delay changes the count: Eventually keeps polling with short
+// sleeps that never pass the deadline, polls a last time at the deadline,
+// and then reports that poll's message.
+func TestEventuallyDeadline(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		msg     string // what cond returns; "" = no message
+		want    string
+	}{
+		{name: "last message", timeout: 100 * time.Millisecond, msg: "call", want: "not true within 100ms: call "},
+		{name: "long timeout", timeout: 10 * time.Second, msg: "call", want: "not true within 10s: call "},
+		{name: "no message", timeout: 100 * time.Millisecond, want: "not true within 100ms: condition never held"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			deadline := clock.now.Add(tt.timeout)
+			var polls []time.Time
+			cond := func() (bool, string) {
+				polls = append(polls, clock.now)
+				if tt.msg == "" {
+					return false, ""
+				}
+				return false, fmt.Sprintf("%s %d", tt.msg, len(polls))
+			}
+			failed := runEventually(t, tt.timeout, cond, clock.Now, clock.Sleep)
+			want := tt.want
+			if tt.msg != "" {
+				want += fmt.Sprint(len(polls))
+			}
+			if failed != want {
+				t.Fatalf("failure = %q, want %q", failed, want)
+			}
+			if last := polls[len(polls)-1]; !last.Equal(deadline) {
+				t.Errorf("last poll at %v, want one at the deadline %v", last.Sub(deadline), deadline)
+			}
+			// A growing interval, but still polling: at least one poll per
+			// second, and more than a few in all.
+			if len(polls) < 4 {
+				t.Errorf("cond polled %d times in %v, want several", len(polls), tt.timeout)
+			}
+			for i, d := range clock.sleeps {
+				if d <= 0 || d > time.Second {
+					t.Errorf("sleep %d = %v, want in (0, 1s]", i, d)
+				}
 			}
 		})
 	}
