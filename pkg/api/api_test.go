@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
@@ -279,7 +280,7 @@ func TestQueriesMatchTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		got, n := o.view.Position(), o.view.People()
 		return got == want && n == int(people), fmt.Sprintf("view at %s with %d people, stream at %s with %d", got, n, want, people)
 	})
@@ -294,19 +295,4 @@ func head(s []string) []string {
 		return s[:5]
 	}
 	return s
-}
-
-func waitFor(t *testing.T, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

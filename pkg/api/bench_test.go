@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -219,14 +220,19 @@ func setupBench(b *testing.B) *benchSeed {
 		done := make(chan error, 1)
 		start := time.Now()
 		go func() { done <- view.Run(ctx) }()
-		for view.Ready(ctx) != nil {
-			if time.Since(start) > 5*time.Minute {
-				benchErr = fmt.Errorf("the view did not load in 5 minutes")
+		// If the view does not load, Eventually ends this goroutine: the
+		// benchmarks that run next must then fail too, and the view stop.
+		benchErr = errors.New("the view did not load")
+		defer func() {
+			if benchOrg == nil {
 				cancel()
-				return
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		}()
+		testenv.Eventually(b, 5*time.Minute, func() (bool, string) {
+			err := view.Ready(ctx)
+			return err == nil, fmt.Sprintf("view: %v", err)
+		})
+		benchErr = nil
 		seed.load = time.Since(start)
 		seed.view = view
 		// Measure the steady state, not the collection of the seeding garbage.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
@@ -162,13 +163,9 @@ func TestRegistryConcurrentMissesFetchOnce(t *testing.T) {
 		}()
 	}
 	// Wait until the one request is in flight, then release it.
-	deadline := time.Now().Add(5 * time.Second)
-	for fake.requests.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no registry request seen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		return fake.requests.Load() > 0, "no registry request seen"
+	})
 	close(fake.gate)
 	wg.Wait()
 	close(errs)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -105,13 +107,10 @@ func TestHandleBatchStopsOnCancelWithoutSuccess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.HandleBatch(ctx, msgs("opp")) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Ready() == nil && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if err := p.Ready(); err == nil || !strings.Contains(err.Error(), "connection refused") {
-		t.Fatalf("Ready() = %v while Redis is down", err)
-	}
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		err := p.Ready()
+		return err != nil && strings.Contains(err.Error(), "connection refused"), fmt.Sprintf("Ready() = %v while Redis is down", err)
+	})
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("HandleBatch returned %v, want context.Canceled", err)
