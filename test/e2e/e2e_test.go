@@ -269,7 +269,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(binary, append([]string{"run"}, tt.args...)...)
+			cmd := exec.Command(oppsyncBinary(t), append([]string{"run"}, tt.args...)...)
 			cmd.Env = e.environ("127.0.0.1:0")
 			for k, v := range tt.env {
 				cmd.Env = append(cmd.Env, k+"="+v)

@@ -27,23 +27,45 @@ import (
 	"github.com/oppsync/oppsync/schemas"
 )
 
-var binary string
+// The oppsync binary, built with -race on first use (oppsyncBinary), so that
+// a run where every test skips (no services configured) builds nothing.
+var (
+	binaryOnce sync.Once
+	binaryDir  string
+	binaryPath string
+	binaryErr  error
+)
+
+// oppsyncBinary returns the path of the race-enabled oppsync binary,
+// building it on the first call; a failed build fails every caller.
+func oppsyncBinary(t testing.TB) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "oppsync-e2e-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryDir = dir
+		path := filepath.Join(dir, "oppsync")
+		out, err := exec.Command("go", "build", "-race", "-o", path, "github.com/oppsync/oppsync/cmd/oppsync").CombinedOutput()
+		if err != nil {
+			binaryErr = fmt.Errorf("building oppsync: %v\n%s", err, out)
+			return
+		}
+		binaryPath = path
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "oppsync-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "oppsync")
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/oppsync/oppsync/cmd/oppsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building oppsync:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir)
+	}
 	os.Exit(code)
 }
 
@@ -183,7 +205,7 @@ func (e *env) start(args ...string) *proc {
 func (e *env) spawn(args ...string) *proc {
 	e.t.Helper()
 	p := &proc{t: e.t, http: freeAddr(e.t), done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"run"}, args...)...)
+	p.cmd = exec.Command(oppsyncBinary(e.t), append([]string{"run"}, args...)...)
 	p.cmd.Env = e.environ(p.http)
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p

@@ -67,9 +67,10 @@ line two","%s","2026-01-01T00:00:00.000Z","%s"`+"\n", importOppID(i), i, amount,
 // runCommand runs the oppsync binary with the org's Redis settings.
 func runCommand(t *testing.T, org string, extraEnv []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	redisAddr := testenv.RedisAddr(t) // skips without Redis, before building the binary
+	cmd := exec.Command(oppsyncBinary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"OPPSYNC_ORG_ID=" + org, "OPPSYNC_REDIS_ADDRS=" + testenv.RedisAddr(t), "OPPSYNC_LOG_LEVEL=warn"}, extraEnv...)
+		"OPPSYNC_ORG_ID=" + org, "OPPSYNC_REDIS_ADDRS=" + redisAddr, "OPPSYNC_LOG_LEVEL=warn"}, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -191,7 +191,7 @@ func TestSecurityKafkaSASLSSLRedisACLTLS(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(binary, "config")
+	cmd := exec.Command(oppsyncBinary(t), "config")
 	cmd.Env = e.environ(freeAddr(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
