@@ -176,10 +176,6 @@ func (t *Typer) Bind(header []string) (*Header, int, error) {
 	return h, -1, nil
 }
 
-// OpportunityColumn returns the index of the OpportunityId column (-1 for
-// opportunities).
-func (h *Header) OpportunityColumn() int { return h.oppCol }
-
 // Row types one record (as many fields as the header). It returns nil
 // without error for a row to skip (IsDeleted=true). On error it returns the
 // index of the offending field. The returned event holds copies of the

@@ -217,16 +217,6 @@ func (e *Encoder) Schema(entity string) string {
 // SchemaID returns the Pub/Sub schema id of an entity's writer schema.
 func (e *Encoder) SchemaID(entity string) string { return e.ids[entity] }
 
-// Fields returns the data field names of an entity's writer schema
-// ("Parent.Child" for nested fields), in schema order.
-func (e *Encoder) Fields(entity string) []string {
-	ws, ok := e.schemas[entity]
-	if !ok {
-		return nil
-	}
-	return ws.dataFieldNames()
-}
-
 // Encode encodes one change as a Kafka message (Topic, Key, Value, Headers,
 // Time). It blocks only when Confluent framing registers a schema for the
 // first time.

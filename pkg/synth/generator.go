@@ -206,9 +206,6 @@ func (g *Generator) newID(prefix string) string {
 	return SalesforceID(prefix, n)
 }
 
-// Org returns the org id used in event ids.
-func (g *Generator) Org() string { return g.cfg.Org }
-
 // Next returns the next change in commit order and records its expected
 // trigger entries.
 func (g *Generator) Next() Change {

@@ -36,9 +36,6 @@ func NewScript(start time.Time) *Script {
 	}
 }
 
-// Now is the commit time of the last change written.
-func (s *Script) Now() time.Time { return time.UnixMilli(s.ts).UTC() }
-
 func (s *Script) change(entity string, ct cdc.ChangeType, ids []string, opp string, fields []cdc.Field) Change {
 	s.ts += 1000
 	s.commitNumber += 7
