@@ -92,13 +92,15 @@ func (g *runGroup) spawn(stage int, name string, run func(context.Context) error
 
 // wait blocks until the group's context ends (the parent's ended or an
 // actor failed), then stops the stages in order. The whole stop is bounded:
-// each stage is waited for at most until timeout has passed since the stop
-// began, but at least grace, so that the stages after one that overran
-// still stop. wait returns the first actor failure, else a timeout error
-// naming the stages that did not stop in time, else nil.
+// the stages are waited for until timeout has passed since the stop began;
+// past it, the stages still to stop share one more grace, so that after a
+// drain that overran the later stages are still cancelled and given a
+// moment to return. wait returns the first actor failure, else a timeout
+// error naming the stages that did not stop in time, else nil.
 func (g *runGroup) wait(timeout, grace time.Duration) error {
 	<-g.ctx.Done()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline, last := start.Add(timeout), start.Add(timeout+grace)
 	var late []string
 	for _, st := range g.stages {
 		st.mu.Lock()
@@ -107,11 +109,19 @@ func (g *runGroup) wait(timeout, grace time.Duration) error {
 		st.mu.Unlock()
 		done := make(chan struct{})
 		go func() { st.wg.Wait(); close(done) }()
-		t := time.NewTimer(max(time.Until(deadline), grace))
+		bound := time.Until(deadline)
+		if bound <= 0 {
+			bound = time.Until(last)
+		}
+		t := time.NewTimer(max(bound, 0))
 		select {
 		case <-done:
 		case <-t.C:
-			late = append(late, st.name)
+			select {
+			case <-done:
+			default:
+				late = append(late, st.name)
+			}
 		}
 		t.Stop()
 	}

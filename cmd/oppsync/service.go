@@ -266,9 +266,10 @@ const (
 	stageView
 )
 
-// shutdownGrace is the least time a stage gets to stop once shutdown_timeout
-// has been spent, so that HTTP still stops and Redis still closes after a
-// drain that overran.
+// shutdownGrace is the time the stages still to stop share once
+// shutdown_timeout has been spent, so that HTTP still stops and the
+// background loops still return before Redis closes after a drain that
+// overran.
 const shutdownGrace = 5 * time.Second
 
 // run runs the service until ctx ends or one of its actors fails, then
