@@ -258,29 +258,47 @@ func (s *service) ready(ctx context.Context) error {
 	return nil
 }
 
-// run runs the service until ctx ends, then stops it in order: stop
-// fetching, finish in-flight batches, commit, stop HTTP, close clients, all
-// within shutdown_timeout.
+// Stages of the service's run group, in stop order (see run).
+const (
+	stageConsume = iota
+	stageBackground
+	stageHTTP
+	stageView
+)
+
+// shutdownGrace is the time the stages still to stop share once
+// shutdown_timeout has been spent, so that HTTP still stops and the
+// background loops still return before Redis closes after a drain that
+// overran.
+const shutdownGrace = 5 * time.Second
+
+// run runs the service until ctx ends or one of its actors fails, then
+// stops it in order within shutdown_timeout and returns the actor's error,
+// if any.
 func (s *service) run(ctx context.Context) error {
+	// Every long-lived actor runs in g. Stopping cancels the stages one at a
+	// time and waits for each before the next, so nothing stops before what
+	// depends on it:
+	//   1. consume: the source stops fetching, lets the in-flight batches
+	//      finish and commits their offsets, then leaves the group;
+	//   2. background: the releaser, pruner, reconciler and retention
+	//      trimmer, which write Redis next to the consumer;
+	//   3. http: the API, which answers /readyz and /metrics during the
+	//      drain and queries the view;
+	//   4. view: the lazy in-memory view the API's queries read;
+	// and last, once every actor has returned, the Redis client closes (the
+	// source closes its own Kafka connections when it returns).
+	g := newRunGroup(ctx, "consumer", "background loops", "http", "view")
 	defer s.rdb.Close()
+
 	// The API's in-memory view of the replica follows the changes stream
 	// once the first filter query asks for it.
-	viewCtx, stopView := context.WithCancel(context.Background())
-	defer stopView()
-	view, err := state.NewView(s.store, state.ViewConfig{OnError: func(err error) {
+	lazy, err := newLazyView(s.store, state.ViewConfig{OnError: func(err error) {
 		s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
-	}})
+	}}, func(run func(context.Context) error) bool { return g.spawn(stageView, "view", run) })
 	if err != nil {
 		return err
 	}
-	viewDone := make(chan struct{})
-	lazy := newLazyView(viewCtx, view, func(ctx context.Context) { defer close(viewDone); _ = view.Run(ctx) })
-	defer func() {
-		stopView()
-		if lazy.started() {
-			<-viewDone
-		}
-	}()
 
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
 		Queries:    lazy,
@@ -301,15 +319,63 @@ func (s *service) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer stopHTTP()
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(httpCtx, ln) }()
+	g.spawn(stageHTTP, "http server", func(ctx context.Context) error {
+		err := srv.Serve(ctx, ln)
+		if err != nil && ctx.Err() != nil {
+			// A request still running at the end of the graceful stop was
+			// cut off; the stop itself went on.
+			s.log.Warn().Err(err).Str("component", "api").Msg("stopping HTTP")
+			return nil
+		}
+		return err
+	})
 
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	// /healthz answers from here on, and /readyz says why the instance is
 	// not ready while Redis cannot be reached yet.
+	if s.initStore(g.ctx) != nil {
+		return g.wait(timeout, shutdownGrace)
+	}
+
+	g.spawn(stageConsume, "consumer", s.src.Run)
+	g.spawn(stageBackground, "releaser", func(ctx context.Context) error {
+		return s.store.RunReleaser(ctx, 500*time.Millisecond, nil, func(err error) {
+			s.log.Warn().Err(err).Msg("releasing pending contact roles")
+		})
+	})
+	g.spawn(stageBackground, "pruner", func(ctx context.Context) error {
+		return s.store.RunPruner(ctx, 10*time.Minute, func(err error) {
+			s.log.Warn().Err(err).Msg("pruning activity older than activity.retention")
+		})
+	})
+	if s.rc != nil {
+		// The reconciler retries its own failures (a Salesforce outage
+		// included) and never ends the service.
+		g.spawn(stageBackground, "reconciler", s.rc.Run)
+	}
+	// Stream retention runs on every instance (passes are idempotent).
+	g.spawn(stageBackground, "retention trimmer", s.trim.Run)
+	s.log.Info().Str("org_id", s.cfg.OrgID).Strs("topics", s.cfg.Kafka.Topics).Str("group_id", s.cfg.Kafka.GroupID).
+		Str("http", s.cfg.HTTP.Addr).Msg("oppsync running")
+
+	<-g.ctx.Done()
+	if g.failed() == nil {
+		s.log.Info().Dur("timeout", timeout).Msg("shutting down: draining in-flight batches")
+	}
+	if err := g.wait(timeout, shutdownGrace); err != nil {
+		return err
+	}
+	s.log.Info().Msg("stopped cleanly")
+	return nil
+}
+
+// initStore prepares Redis, retrying until it answers or ctx ends.
+func (s *service) initStore(ctx context.Context) error {
 	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = s.store.Init(initCtx)
+	err := s.store.Init(initCtx)
 	cancel()
 	for err != nil && ctx.Err() == nil {
 		s.log.Warn().Err(err).Msg("redis not ready yet; retrying")
@@ -321,72 +387,7 @@ func (s *service) run(ctx context.Context) error {
 		err = s.store.Init(initCtx)
 		cancel()
 	}
-	if ctx.Err() != nil {
-		stopHTTP()
-		<-httpDone
-		return nil
-	}
-
-	bgCtx, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	go func() {
-		_ = s.store.RunReleaser(bgCtx, 500*time.Millisecond, nil, func(err error) {
-			s.log.Warn().Err(err).Msg("releasing pending contact roles")
-		})
-	}()
-
-	go func() {
-		_ = s.store.RunPruner(bgCtx, 10*time.Minute, func(err error) {
-			s.log.Warn().Err(err).Msg("pruning activity older than activity.retention")
-		})
-	}()
-
-	if s.rc != nil {
-		go func() { _ = s.rc.Run(bgCtx) }()
-	}
-
-	// Stream retention runs on every instance (passes are idempotent) and
-	// is waited for before Redis closes.
-	trimDone := make(chan struct{})
-	go func() { defer close(trimDone); _ = s.trim.Run(bgCtx) }()
-	defer func() { stopBG(); <-trimDone }()
-
-	srcDone := make(chan error, 1)
-	go func() { srcDone <- s.src.Run(ctx) }()
-	s.log.Info().Str("org_id", s.cfg.OrgID).Strs("topics", s.cfg.Kafka.Topics).Str("group_id", s.cfg.Kafka.GroupID).
-		Str("http", s.cfg.HTTP.Addr).Msg("oppsync running")
-
-	var runErr error
-	select {
-	case runErr = <-srcDone:
-		if ctx.Err() == nil && runErr == nil {
-			runErr = errors.New("consumer stopped unexpectedly")
-		}
-	case runErr = <-httpDone:
-		if runErr == nil {
-			runErr = errors.New("http server stopped unexpectedly")
-		}
-		return runErr
-	case <-ctx.Done():
-		s.log.Info().Dur("timeout", s.cfg.ShutdownTimeout).Msg("shutting down: draining in-flight batches")
-		timeout := s.cfg.ShutdownTimeout
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
-		select {
-		case runErr = <-srcDone:
-		case <-time.After(timeout):
-			return fmt.Errorf("shutdown timed out after %s", timeout)
-		}
-	}
-	stopBG()
-	stopHTTP()
-	<-httpDone
-	if runErr != nil {
-		return runErr
-	}
-	s.log.Info().Msg("stopped cleanly")
-	return nil
+	return ctx.Err()
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/state"
@@ -16,18 +15,42 @@ import (
 // deadline. Record lookups read Redis directly.
 type lazyView struct {
 	view  *state.View
-	start func()
+	spawn func(run func(context.Context) error) bool
 	once  sync.Once
-	began chan struct{}
+	began chan struct{} // closed when the first query asked for the view
+
+	loadOnce sync.Once
+	loaded   chan struct{} // closed after the first load: queries answer
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when the view ended, or could not start
 }
 
-func newLazyView(ctx context.Context, v *state.View, run func(context.Context)) *lazyView {
-	l := &lazyView{view: v, began: make(chan struct{})}
-	l.start = func() {
-		close(l.began)
-		go run(ctx)
+// newLazyView returns the lazy view of the store. spawn runs the view's
+// Run as one of the service's actors; it returns false when the service is
+// already stopping.
+func newLazyView(store *state.Store, cfg state.ViewConfig, spawn func(run func(context.Context) error) bool) (*lazyView, error) {
+	l := &lazyView{spawn: spawn, began: make(chan struct{}), loaded: make(chan struct{}), stopped: make(chan struct{})}
+	onLoad := cfg.OnLoad
+	cfg.OnLoad = func() {
+		l.loadOnce.Do(func() { close(l.loaded) })
+		if onLoad != nil {
+			onLoad()
+		}
 	}
-	return l
+	v, err := state.NewView(store, cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.view = v
+	return l, nil
+}
+
+func (l *lazyView) start() {
+	close(l.began)
+	stop := func() { l.stopOnce.Do(func() { close(l.stopped) }) }
+	if !l.spawn(func(ctx context.Context) error { defer stop(); return l.view.Run(ctx) }) {
+		stop()
+	}
 }
 
 func (l *lazyView) started() bool {
@@ -40,17 +63,14 @@ func (l *lazyView) started() bool {
 }
 
 // Query starts the view if needed and waits for it to load, within the
-// request's deadline, then answers from it.
+// request's deadline, then answers from it. A view that is not loaded
+// (the deadline passed, or the service is stopping) answers "still loading".
 func (l *lazyView) Query(ctx context.Context, q *filters.Query) ([]string, string, error) {
 	l.once.Do(l.start)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for l.view.Ready(ctx) != nil {
-		select {
-		case <-ctx.Done():
-			return l.view.Query(ctx, q) // reports why: still loading
-		case <-tick.C:
-		}
+	select {
+	case <-l.loaded:
+	case <-l.stopped:
+	case <-ctx.Done():
 	}
 	return l.view.Query(ctx, q)
 }

@@ -48,6 +48,9 @@ type ViewConfig struct {
 	PeopleRefresh time.Duration
 	// OnError sees every error Run retries (optional; must not block).
 	OnError func(error)
+	// OnLoad is called after every full load, once Ready returns nil
+	// (optional; must not block).
+	OnLoad func()
 }
 
 func (c *ViewConfig) defaults() {
@@ -183,6 +186,9 @@ func (v *View) Run(ctx context.Context) error {
 			}
 			needLoad = false
 			v.peopleRead = time.Now()
+			if v.cfg.OnLoad != nil {
+				v.cfg.OnLoad()
+			}
 		}
 		if v.peopleDue && time.Since(v.peopleRead) > v.cfg.PeopleRefresh {
 			if err := v.refreshPeople(ctx); err != nil {

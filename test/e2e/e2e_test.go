@@ -67,6 +67,9 @@ func TestGeneratedWorkloadExactlyOnce(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
+	if bad := p.errorLines(); len(bad) > 0 {
+		t.Fatalf("errors logged:\n%s", strings.Join(bad, "\n"))
+	}
 }
 
 // kill -9 at random points while consuming, restart, several times: every

@@ -256,6 +256,20 @@ func (p *proc) stop(timeout time.Duration) (int, time.Duration) {
 	return p.cmd.ProcessState.ExitCode(), time.Since(start)
 }
 
+// errorLines returns the lines of the log at level error or above, and any
+// line where go-redis reports its client closed (an actor still using
+// Redis after the service closed it).
+func (p *proc) errorLines() []string {
+	var bad []string
+	for _, line := range strings.Split(p.log(), "\n") {
+		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"fatal"`) ||
+			strings.Contains(line, `"level":"panic"`) || strings.Contains(line, redis.ErrClosed.Error()) {
+			bad = append(bad, line)
+		}
+	}
+	return bad
+}
+
 // writer publishes to the test broker.
 func (e *env) writer() *kafka.Writer {
 	w, err := source.NewWriter(source.Config{Brokers: e.brokers, Topics: e.topics, GroupID: "producer"})
