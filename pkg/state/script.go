@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
 // applyScript runs one tx: it checks the partition position and the
@@ -93,14 +91,13 @@ type tx struct {
 	expects []any    // the revision each of them must have
 	guarded map[string]bool
 
-	hashes  ordered[ordered[write]]   // HSET / HDEL
-	sets    ordered[ordered[write]]   // SADD / SREM
-	zsets   ordered[ordered[write]]   // ZADD / ZREM, value = score
-	zmax    ordered[ordered[int64]]   // ZADD GT
-	zincr   ordered[ordered[float64]] // ZINCRBY
-	zappend ordered[[]any]            // ZADD of new members (score, member pairs)
-	entries []any                     // XADD, C and T commands in order
-	notes   ordered[struct{}]         // groups written, for the changes stream
+	hashes  ordered[ordered[write]] // HSET / HDEL
+	sets    ordered[ordered[write]] // SADD / SREM
+	zsets   ordered[ordered[write]] // ZADD / ZREM, value = score
+	zmax    ordered[ordered[int64]] // ZADD GT
+	zappend ordered[[]any]          // ZADD of new members (score, member pairs)
+	entries []any                   // XADD, C and T commands in order
+	notes   ordered[struct{}]       // groups written, for the changes stream
 	nCommon int
 
 	changes  int // record changes in the call
@@ -173,10 +170,6 @@ func (t *tx) zaddGT(key string, score int64, member string) {
 	if v := m.at(member); !seen || score > *v {
 		*v = score
 	}
-}
-
-func (t *tx) zincrby(key string, delta float64, member string) {
-	*t.zincr.at(key).at(member) += delta
 }
 
 // zaddNew adds members that no other write of the call names (score,
@@ -276,14 +269,6 @@ func (t *tx) args() []any {
 			a = append(a, *m.m[member], member)
 		}
 		cmd("ZADD", k, a)
-	}
-	for _, k := range t.zincr.keys {
-		m := t.zincr.m[k]
-		for _, member := range m.keys {
-			// Even a sum of 0: the increments it stands for would have
-			// added the member.
-			cmd("ZINCRBY", k, []any{cdc.FormatNumber(*m.m[member]), member})
-		}
 	}
 	args = append(args, t.entries...)
 	if len(t.notes.keys) > 0 {

@@ -47,7 +47,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	var counts []int
 	for _, id := range ids {
 		l := groups[id]
-		before := s.contributions(l.g)
+		before := holdersOf(l.g)
 		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
 		t := newTx(s.k, "", "")
@@ -69,7 +69,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 			}
 		} else {
 			s.writeRoles(t, l.g, res.Roles, "", pr)
-			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
+			s.writeHolders(t, id, before, holdersOf(l.g), now.UnixMilli())
 			s.writeTriggers(t, l, res.Triggers)
 			t.note(id)
 		}
