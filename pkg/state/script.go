@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -26,7 +27,9 @@ import (
 // fields (the opportunity snapshot above all) out of the arguments: "C" <id>
 // defines a set of fields, "T" <key> <id> <15 fields> is an XADD of the 15
 // fields (the id "*" first) followed by the set.
-var applyScript = redis.NewScript(`
+var applyScript = redis.NewScript(applyScriptSource)
+
+const applyScriptSource = `
 if ARGV[1] ~= '' then
   local pos = redis.call('HGET', KEYS[1], ARGV[1]) or ''
   if pos ~= ARGV[2] then return -2 end
@@ -58,7 +61,7 @@ while i <= last do
 end
 if ARGV[1] ~= '' and ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 return 1
-`)
+`
 
 // Script results (see applyScript).
 const (
@@ -281,16 +284,64 @@ func (t *tx) args() []any {
 	return args
 }
 
-// send runs txs in order in one pipeline and returns their replies.
+// send is the one executor of script calls: it runs txs in order in one
+// pipeline and returns one reply per call (read it with applied).
+//
+// Its NOSCRIPT policy: Redis answers NOSCRIPT when it lost its script
+// cache (a restart, a failover, SCRIPT FLUSH) and then runs nothing of the
+// call. send loads the script again (Init) and sends the calls that got
+// NOSCRIPT once more, in their order, in one pipeline. Sending one of them
+// again cannot write twice: it did not run, and even a call that did is
+// refused by its guards (see applyScript). A call still failing after
+// that keeps its error (the reload's, if the reload failed); callers treat
+// it like any other error of the call.
 func (s *Store) send(ctx context.Context, txs []*tx) []*redis.Cmd {
+	cmds := s.pipeline(ctx, txs)
+	var lost []int // calls answered NOSCRIPT
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			lost = append(lost, i)
+		}
+	}
+	if len(lost) == 0 {
+		return cmds
+	}
+	if err := s.Init(ctx); err != nil {
+		for _, i := range lost {
+			cmds[i].SetErr(fmt.Errorf("%w (after NOSCRIPT)", err))
+		}
+		return cmds
+	}
+	again := make([]*tx, len(lost))
+	for j, i := range lost {
+		again[j] = txs[i]
+	}
+	for j, c := range s.pipeline(ctx, again) {
+		cmds[lost[j]] = c
+	}
+	return cmds
+}
+
+// pipeline sends txs in order in one pipeline and returns their replies.
+func (s *Store) pipeline(ctx context.Context, txs []*tx) []*redis.Cmd {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(txs))
 	for i, t := range txs {
 		args := t.args() // may add keys
-		cmds[i] = applyScript.EvalSha(ctx, pipe, t.keys, args...)
+		cmds[i] = s.script.EvalSha(ctx, pipe, t.keys, args...)
 	}
 	_, _ = pipe.Exec(ctx)
 	return cmds
+}
+
+// applied reads a reply of send: true when the call wrote, false with a
+// nil error when a guard refused it (a group or the position moved).
+func applied(c *redis.Cmd) (bool, error) {
+	n, err := c.Int()
+	if err != nil {
+		return false, err
+	}
+	return n == scriptApplied, nil
 }
 
 // ordered is a map that remembers the order its keys were first used in,

@@ -81,14 +81,11 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	}
 	written := 0
 	for i, c := range s.send(ctx, txs) {
-		n, err := c.Int()
+		ok, err := applied(c)
 		if err != nil {
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				return written, s.Init(ctx)
-			}
 			return written, fmt.Errorf("releasing pending roles: %w", err)
 		}
-		if n == scriptApplied {
+		if ok {
 			written += counts[i]
 		}
 	}
