@@ -1,6 +1,7 @@
 // Package state owns oppsync's Redis layout: the replica of opportunities
-// and contact roles, the person indexes and aggregates, the activity log, the
-// trigger, dead-letter and resync streams, and the consumed Kafka positions.
+// and contact roles, the person indexes (the View computes each person's
+// aggregates from them), the activity log, the trigger, dead-letter and
+// resync streams, and the consumed Kafka positions.
 //
 // Every key lives under "oppsync:{<org>}:" so that one org's keys share a
 // Redis Cluster hash slot and every script is single-slot.
@@ -16,7 +17,9 @@
 //     (the "revs" hash) and the partition's stored position are what the
 //     caller read (compare and swap). A conflict rolls nothing forward; the
 //     caller re-reads and recomputes. Running a call twice is therefore
-//     harmless.
+//     harmless, which is what lets the one executor of script calls (send)
+//     send again, after reloading the script, the calls Redis answered
+//     NOSCRIPT.
 //   - The stored position of a partition is the next offset to consume and
 //     never runs ahead of the state: it is written in the same call as the
 //     changes of the messages before it. A batch begun ahead (Begin) is
