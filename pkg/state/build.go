@@ -15,12 +15,19 @@ import (
 // position: each call expects the position the previous one left and
 // stores the position after the last message it completed. Messages that
 // write nothing only move the position of the call they fall in.
+//
+// With a position, a call that has completed no message yet takes more
+// changes even when full: a call after it would expect the same position
+// as it, so if it were refused (a group moved) the next call could still
+// apply and store a position past the changes it did not write. A message
+// with more changes than a call takes is therefore split at most once,
+// after a call that completed a message before it.
 func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 	var txs []*tx
 	var cur *tx
 	now := s.cfg.Now()
 	open := func() *tx {
-		if cur == nil || cur.full(s.txChanges) {
+		if cur == nil || cur.full(s.txChanges) && (field == "" || cur.posNew != "") {
 			cur = newTx(s.k, field, expect)
 			txs = append(txs, cur)
 		}

@@ -9,8 +9,9 @@
 // Invariants:
 //   - A record change is written by a Lua script that also appends the
 //     trigger entries it causes: state and triggers never diverge. One call
-//     carries up to 64 consecutive changes of a partition, their writes
-//     merged, and writes all of them or none. It appends to the trigger,
+//     carries up to 64 consecutive changes of a partition (more only to
+//     finish a message it began: see build), their writes merged, and
+//     writes all of them or none. It appends to the trigger,
 //     dead-letter and resync streams without trimming them: pkg/retention
 //     does, never past an entry a consumer group has not acknowledged.
 //   - A call runs only if the revision of every opportunity group it writes

@@ -458,3 +458,55 @@ func TestDeleteClearsTheStaleIndex(t *testing.T) {
 		t.Fatalf("stale records after the delete = %d, want 0", st.StaleRecords)
 	}
 }
+
+// A message with more record changes than a call takes spans calls; when
+// another writer moves a group of the first one, nothing of the message is
+// lost: the calls after it must not apply (and move the position past the
+// message) while it did not.
+func TestSplitMessageIsNotLostOnConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before int // single-record messages in the batch before the big one
+		ids    []string
+	}{
+		{"more changes than a call takes", 0, []string{"006A", "006B", "006C"}},
+		{"exactly a call's changes", 0, []string{"006A", "006B"}},
+		{"after a completed message", 1, []string{"006A", "006B", "006C", "006D", "006E"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			var setup []*cdc.Event
+			for _, id := range tc.ids {
+				setup = append(setup, oppEv(cdc.Create, id, "Name", id))
+			}
+			f.apply(setup...)
+			f.s.txChanges = 2
+			var evs []*cdc.Event
+			for i := 0; i < tc.before; i++ {
+				evs = append(evs, oppEv(cdc.Update, tc.ids[len(tc.ids)-1], "Name", "renamed"))
+			}
+			evs = append(evs, event(cdc.EntityOpportunity, cdc.Update, tc.ids, "StageName", "Won"))
+			moved := false
+			testHookBuild = func(Item) {
+				if !moved { // another writer changes the first group, once
+					moved = true
+					f.rdb.HIncrBy(ctx, f.s.k.revs(), tc.ids[0], 1)
+				}
+			}
+			defer func() { testHookBuild = nil }()
+			if _, err := f.s.ApplyBatch(ctx, f.items(evs...)); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range tc.ids {
+				g, _, err := f.s.LoadGroup(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := g.Opp.Fields["StageName"].Str; got != "Won" {
+					t.Errorf("%s: StageName %q, want Won: the change was lost", id, got)
+				}
+			}
+		})
+	}
+}
