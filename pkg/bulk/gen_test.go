@@ -18,6 +18,7 @@ import (
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/state"
 	"github.com/oppsync/oppsync/schemas"
 )
@@ -142,10 +143,18 @@ func (e *env) field(id, name string) string {
 	return val
 }
 
-// count returns the person's number_of_opportunities aggregate.
+// count returns the person's number_of_opportunities, as the API's view
+// computes it.
 func (e *env) count(person string) float64 {
-	v, _ := e.rdb.ZScore(context.Background(), "oppsync:{"+e.org+"}:agg:count", person).Result()
-	return v
+	v, err := state.NewView(e.st, state.ViewConfig{})
+	if err != nil {
+		panic(err)
+	}
+	opps, _, err := v.PersonOpportunities(context.Background(), person)
+	if err != nil {
+		panic(err)
+	}
+	return float64(filters.TotalsOf(person, opps).Count)
 }
 
 func (e *env) triggers(kind string) int64 {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/pkg/backoff"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -286,7 +287,7 @@ type permanent struct{ error }
 // retry runs fn until it succeeds, returns a permanent error, or ctx ends,
 // waiting with capped exponential backoff between failures.
 func (p *Pipeline) retry(ctx context.Context, stage string, fn func() error) error {
-	wait := p.cfg.MinBackoff
+	bo := backoff.Backoff{Min: p.cfg.MinBackoff, Max: p.cfg.MaxBackoff}
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		var perm permanent
@@ -302,17 +303,12 @@ func (p *Pipeline) retry(ctx context.Context, stage string, fn func() error) err
 		}
 		p.failing(err)
 		p.m.retries.Inc()
+		wait := bo.Next()
 		if attempt == 0 || attempt%20 == 0 {
 			p.log.Warn().Err(err).Str("stage", stage).Int("attempt", attempt+1).Dur("backoff", wait).Msg("transient failure, retrying")
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-		if wait > p.cfg.MaxBackoff {
-			wait = p.cfg.MaxBackoff
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }

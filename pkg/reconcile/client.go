@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/oppsync/oppsync/pkg/backoff"
 )
 
 // Doer sends HTTP requests (*http.Client). It must honour the request's
@@ -437,7 +439,7 @@ var errRetryNow = errors.New("retry now")
 // retry runs op until it succeeds, fails permanently, MaxRetries retries
 // are spent, or ctx ends; backoff doubles from MinBackoff up to MaxBackoff.
 func (c *client) retry(ctx context.Context, op func() error) error {
-	backoff := c.cfg.MinBackoff
+	bo := backoff.Backoff{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}
 	for attempt := 0; ; attempt++ {
 		err := op()
 		if err == nil {
@@ -456,14 +458,9 @@ func (c *client) retry(ctx context.Context, op func() error) error {
 		if !retryable(err) || attempt >= c.cfg.MaxRetries {
 			return err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := bo.Wait(ctx); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/pkg/backoff"
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
@@ -380,7 +381,7 @@ func (g *generation) startOffset(topic string, a kafka.PartitionAssignment, log 
 	if g.s.pos == nil {
 		return a.Offset, true
 	}
-	bo := backoff{min: backoffMin, max: backoffMax}
+	bo := backoff.Backoff{Min: backoffMin, Max: backoffMax}
 	for {
 		off, ok, err := g.s.pos.Position(g.stop, topic, a.ID)
 		switch {
@@ -395,9 +396,9 @@ func (g *generation) startOffset(topic string, a kafka.PartitionAssignment, log 
 		if g.stop.Err() != nil {
 			return 0, false
 		}
-		d := bo.next()
+		d := bo.Next()
 		log.Warn().Err(err).Dur("retry_in", d).Msg("reading stored position")
-		if !sleepCtx(g.stop, d) {
+		if backoff.Sleep(g.stop, d) != nil {
 			return 0, false
 		}
 	}
@@ -407,7 +408,7 @@ func (g *generation) startOffset(topic string, a kafka.PartitionAssignment, log 
 // The reader reconnects by itself; errors it surfaces are logged, recorded
 // for Ready, and followed by a capped backoff.
 func (g *generation) fetch(r *kafka.Reader, tp topicPartition, msgs chan<- kafka.Message, log zerolog.Logger) {
-	bo := backoff{min: backoffMin, max: backoffMax}
+	bo := backoff.Backoff{Min: backoffMin, Max: backoffMax}
 	failing := false
 	for {
 		m, err := r.FetchMessage(g.stop)
@@ -417,16 +418,16 @@ func (g *generation) fetch(r *kafka.Reader, tp topicPartition, msgs chan<- kafka
 			}
 			failing = true
 			g.s.setFetchErr(tp, err)
-			d := bo.next()
+			d := bo.Next()
 			log.Warn().Err(err).Dur("retry_in", d).Msg("fetching")
-			if !sleepCtx(g.stop, d) {
+			if backoff.Sleep(g.stop, d) != nil {
 				return
 			}
 			continue
 		}
 		if failing {
 			failing = false
-			bo.reset()
+			bo.Reset()
 			g.s.setFetchErr(tp, nil)
 		}
 		select {

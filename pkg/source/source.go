@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/pkg/backoff"
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
@@ -174,20 +175,20 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 
 	var fatal error
-	bo := backoff{min: backoffMin, max: backoffMax}
+	bo := backoff.Backoff{Min: backoffMin, Max: backoffMax}
 	for ctx.Err() == nil {
 		gen, err := cg.Next(ctx)
 		if ctx.Err() != nil {
 			break
 		}
 		if err != nil {
-			d := bo.next()
+			d := bo.Next()
 			s.setGroupErr(err)
 			s.log.Warn().Err(err).Dur("retry_in", d).Msg("joining consumer group")
-			sleepCtx(ctx, d)
+			_ = backoff.Sleep(ctx, d) // the loop ends on cancellation
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		s.m.rebalances.Inc()
 		if fatal = s.consume(ctx, gen); fatal != nil {
 			break
@@ -360,34 +361,5 @@ func (s *Source) kafkaLog(level zerolog.Level, from string) func(string, ...any)
 		if e := l.WithLevel(level); e != nil {
 			e.Msg(strings.TrimSpace(fmt.Sprintf(format, args...)))
 		}
-	}
-}
-
-// backoff is a capped exponential backoff without jitter: one member
-// retrying against its own brokers needs no decorrelation.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleepCtx sleeps d or until ctx is done; it reports whether it slept fully.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -119,20 +119,6 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
-	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
-	for i, w := range want {
-		if got := b.next(); got != w*time.Millisecond {
-			t.Fatalf("step %d: %s, want %s", i, got, w*time.Millisecond)
-		}
-	}
-	b.reset()
-	if got := b.next(); got != 100*time.Millisecond {
-		t.Fatalf("after reset: %s", got)
-	}
-}
-
 // TestReadyAndPingWithoutBroker: with nothing listening, Run keeps retrying
 // (it does not return), Ready and Ping say why.
 func TestReadyAndPingWithoutBroker(t *testing.T) {

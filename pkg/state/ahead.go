@@ -142,7 +142,7 @@ func (a *Applying) execute(after *Applying) {
 		testHookBeforeSend()
 	}
 	for _, c := range a.s.send(a.ctx, a.txs) {
-		if n, err := c.Int(); err != nil || n != scriptApplied {
+		if ok, err := applied(c); err != nil || !ok {
 			return
 		}
 	}
@@ -195,8 +195,7 @@ func (a *Applying) finish() (BatchResult, error) {
 		return res, nil
 	}
 	// Its groups (and those the batch after it took) are speculative:
-	// they are dropped, and the batch is applied from what Redis holds
-	// (which also reloads the script if Redis lost it).
+	// they are dropped, and the batch is applied from what Redis holds.
 	a.fellBack = !a.sync
 	res, err := s.ApplyBatch(a.ctx, a.items)
 	a.waitErr = err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
@@ -51,17 +49,12 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []*cdc.Event, opts ApplyOpt
 		}
 		var failed []*tx
 		for i, c := range s.send(ctx, txs) {
-			n, err := c.Int()
+			ok, err := applied(c)
 			if err != nil {
 				s.cache.clear()
-				if redis.HasErrorPrefix(err, "NOSCRIPT") {
-					if lerr := s.Init(ctx); lerr != nil {
-						return total, lerr
-					}
-				}
 				return total, fmt.Errorf("applying %d events: %w", len(items), err)
 			}
-			if n == scriptApplied {
+			if ok {
 				total.add(txs[i].counts)
 				continue
 			}

@@ -15,12 +15,19 @@ import (
 // position: each call expects the position the previous one left and
 // stores the position after the last message it completed. Messages that
 // write nothing only move the position of the call they fall in.
+//
+// With a position, a call that has completed no message yet takes more
+// changes even when full: a call after it would expect the same position
+// as it, so if it were refused (a group moved) the next call could still
+// apply and store a position past the changes it did not write. A message
+// with more changes than a call takes is therefore split at most once,
+// after a call that completed a message before it.
 func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 	var txs []*tx
 	var cur *tx
 	now := s.cfg.Now()
 	open := func() *tx {
-		if cur == nil || cur.full(s.txChanges) {
+		if cur == nil || cur.full(s.txChanges) && (field == "" || cur.posNew != "") {
 			cur = newTx(s.k, field, expect)
 			txs = append(txs, cur)
 		}
@@ -76,15 +83,10 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 				continue
 			}
 			l := p.groups[oppID]
-			// An opportunity change moves its people's aggregates only
-			// through its signature (its roles stay as they were); a role
-			// change through the roles.
-			var sig aggSignature
-			var before, after map[string]contribution
-			if ev.Entity == cdc.EntityOpportunity {
-				sig = s.aggSignature(&l.g.Opp)
-			} else {
-				before = s.contributions(l.g)
+			// Only a role change moves who holds roles on the opportunity.
+			var before, after map[string]int
+			if ev.Entity != cdc.EntityOpportunity {
+				before = holdersOf(l.g)
 			}
 			pr := priorOf(l.g)
 			if ev.Entity == cdc.EntityContactRole && l.g.Roles[id] == nil {
@@ -105,11 +107,8 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 			t.changes++
 			c := BatchResult{Applied: 1}
 			if ev.Entity != cdc.EntityOpportunity {
-				after = s.contributions(l.g)
+				after = holdersOf(l.g)
 			} else {
-				if now := s.aggSignature(&l.g.Opp); now != sig {
-					before, after = contributionsOf(l.g, sig), contributionsOf(l.g, now)
-				}
 				l.snapshot = ""
 			}
 			s.writeChange(t, l, ev, id, pr, res, before, after)
@@ -135,53 +134,15 @@ func knownEntity(e string) bool {
 	return e == cdc.EntityOpportunity || e == cdc.EntityContactRole
 }
 
-// contribution is what one opportunity adds to a person's aggregates.
-type contribution struct {
-	roles    int // non-deleted roles of the person on the opportunity
-	count    int
-	amount   float64
-	expected float64
-}
-
-// aggSignature is what of an opportunity its people's aggregates depend on.
-type aggSignature struct {
-	deleted                bool
-	amount, expected       float64
-	hasAmount, hasExpected bool
-}
-
-func (s *Store) aggSignature(o *triggers.Opportunity) aggSignature {
-	a := aggSignature{deleted: o.Known && o.Deleted}
-	a.amount, a.hasAmount = s.convertedAmount(o)
-	a.expected, a.hasExpected = s.convertedExpected(o)
-	return a
-}
-
-// contributions computes, per person holding a non-deleted role, what the
-// group adds to their aggregates: the opportunity counts once per person,
-// known or pending, unless deleted; totals add the known (converted) amounts.
-func (s *Store) contributions(g *triggers.Group) map[string]contribution {
-	return contributionsOf(g, s.aggSignature(&g.Opp))
-}
-
-func contributionsOf(g *triggers.Group, a aggSignature) map[string]contribution {
-	out := map[string]contribution{}
+// holdersOf counts, per person, the non-deleted contact roles they hold on
+// the group's opportunity.
+func holdersOf(g *triggers.Group) map[string]int {
+	out := map[string]int{}
 	for _, r := range g.Roles {
 		if r.Deleted || r.ContactID == "" {
 			continue
 		}
-		c := out[r.ContactID]
-		c.roles++
-		if !a.deleted {
-			c.count = 1
-			if a.hasAmount {
-				c.amount = a.amount
-			}
-			if a.hasExpected {
-				c.expected = a.expected
-			}
-		}
-		out[r.ContactID] = c
+		out[r.ContactID]++
 	}
 	return out
 }
@@ -200,19 +161,6 @@ func (s *Store) rate(o *triggers.Opportunity) float64 {
 		return r
 	}
 	return 1
-}
-
-func (s *Store) convertedAmount(o *triggers.Opportunity) (float64, bool) {
-	v, ok := o.Fields["Amount"]
-	if !ok || v.Kind != cdc.KindNumber {
-		return 0, false
-	}
-	return v.Num * s.rate(o), true
-}
-
-func (s *Store) convertedExpected(o *triggers.Opportunity) (float64, bool) {
-	v, ok := o.ExpectedRevenue()
-	return v * s.rate(o), ok
 }
 
 // Snapshot renders the opportunity as trigger entries and the API show it:
@@ -234,7 +182,7 @@ func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
 
 // writeChange adds the writes of one applied record change to t.
 func (s *Store) writeChange(t *tx, l *loaded, ev *cdc.Event, recordID string, pr prior, res triggers.Result,
-	before, after map[string]contribution) {
+	before, after map[string]int) {
 	g := l.g
 	o := &g.Opp
 	oppKey := s.k.opp(o.ID)
@@ -266,7 +214,7 @@ func (s *Store) writeChange(t *tx, l *loaded, ev *cdc.Event, recordID string, pr
 	}
 
 	s.writeRoles(t, g, res.Roles, ev.Entity, pr)
-	s.writeAggregates(t, o.ID, before, after, ev.Version.CommitTimestamp)
+	s.writeHolders(t, o.ID, before, after, ev.Version.CommitTimestamp)
 	s.writeTriggers(t, l, res.Triggers)
 	// Readers of the replica (the API's in-memory view) tail the changes
 	// stream, one entry per call naming the groups it wrote.
@@ -329,8 +277,10 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string
 	}
 }
 
-// writeAggregates applies the difference of the group's contributions.
-func (s *Store) writeAggregates(t *tx, oppID string, before, after map[string]contribution, ts int64) {
+// writeHolders writes the change in who holds roles on the opportunity:
+// each person's opportunity → role count hash, and the people index for a
+// person new to it.
+func (s *Store) writeHolders(t *tx, oppID string, before, after map[string]int, ts int64) {
 	people := make([]string, 0, len(after))
 	for p := range after {
 		people = append(people, p)
@@ -343,24 +293,15 @@ func (s *Store) writeAggregates(t *tx, oppID string, before, after map[string]co
 	sort.Strings(people)
 	for _, p := range people {
 		b, a := before[p], after[p]
-		if a.roles != b.roles {
-			if a.roles > 0 {
-				t.hset(s.k.person(p), oppID, strconv.Itoa(a.roles))
+		if a != b {
+			if a > 0 {
+				t.hset(s.k.person(p), oppID, strconv.Itoa(a))
 			} else {
 				t.hdel(s.k.person(p), oppID)
 			}
 		}
 		if _, had := before[p]; !had {
 			t.zaddGT(s.k.people(), ts, p)
-		}
-		if d := a.count - b.count; d != 0 {
-			t.zincrby(s.k.agg(AggCount), float64(d), p)
-		}
-		if d := a.amount - b.amount; d != 0 {
-			t.zincrby(s.k.agg(AggAmount), d, p)
-		}
-		if d := a.expected - b.expected; d != 0 {
-			t.zincrby(s.k.agg(AggExpected), d, p)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package state owns oppsync's Redis layout: the replica of opportunities
-// and contact roles, the person indexes and aggregates, the activity log, the
-// trigger, dead-letter and resync streams, and the consumed Kafka positions.
+// and contact roles, the person indexes (the View computes each person's
+// aggregates from them), the activity log, the trigger, dead-letter and
+// resync streams, and the consumed Kafka positions.
 //
 // Every key lives under "oppsync:{<org>}:" so that one org's keys share a
 // Redis Cluster hash slot and every script is single-slot.
@@ -8,15 +9,18 @@
 // Invariants:
 //   - A record change is written by a Lua script that also appends the
 //     trigger entries it causes: state and triggers never diverge. One call
-//     carries up to 64 consecutive changes of a partition, their writes
-//     merged, and writes all of them or none. It appends to the trigger,
+//     carries up to 64 consecutive changes of a partition (more only to
+//     finish a message it began: see build), their writes merged, and
+//     writes all of them or none. It appends to the trigger,
 //     dead-letter and resync streams without trimming them: pkg/retention
 //     does, never past an entry a consumer group has not acknowledged.
 //   - A call runs only if the revision of every opportunity group it writes
 //     (the "revs" hash) and the partition's stored position are what the
 //     caller read (compare and swap). A conflict rolls nothing forward; the
 //     caller re-reads and recomputes. Running a call twice is therefore
-//     harmless.
+//     harmless, which is what lets the one executor of script calls (send)
+//     send again, after reloading the script, the calls Redis answered
+//     NOSCRIPT.
 //   - The stored position of a partition is the next offset to consume and
 //     never runs ahead of the state: it is written in the same call as the
 //     changes of the messages before it. A batch begun ahead (Begin) is

@@ -13,7 +13,6 @@ func (k keys) roleOpp() string           { return k.prefix + "roleopp" }
 func (k keys) person(id string) string   { return k.prefix + "person:" + id }
 func (k keys) activity(id string) string { return k.prefix + "activity:" + id }
 func (k keys) people() string            { return k.prefix + "people" }
-func (k keys) agg(name string) string    { return k.prefix + "agg:" + name }
 func (k keys) pending() string           { return k.prefix + "pending" }
 func (k keys) stale(entity string) string {
 	return k.prefix + "stale:" + entity
@@ -35,13 +34,6 @@ func (k keys) stream(name string) string { return k.prefix + name }
 func (k keys) trigger(kind string) string {
 	return k.prefix + "triggers:" + kind
 }
-
-// Aggregate names (sorted sets of person → value).
-const (
-	AggCount    = "count"
-	AggAmount   = "amount"
-	AggExpected = "expected"
-)
 
 // Stream names under the org prefix (CONTRACT §4).
 const (

@@ -2,12 +2,11 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
 // applyScript runs one tx: it checks the partition position and the
@@ -28,7 +27,9 @@ import (
 // fields (the opportunity snapshot above all) out of the arguments: "C" <id>
 // defines a set of fields, "T" <key> <id> <15 fields> is an XADD of the 15
 // fields (the id "*" first) followed by the set.
-var applyScript = redis.NewScript(`
+var applyScript = redis.NewScript(applyScriptSource)
+
+const applyScriptSource = `
 if ARGV[1] ~= '' then
   local pos = redis.call('HGET', KEYS[1], ARGV[1]) or ''
   if pos ~= ARGV[2] then return -2 end
@@ -60,7 +61,7 @@ while i <= last do
 end
 if ARGV[1] ~= '' and ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 return 1
-`)
+`
 
 // Script results (see applyScript).
 const (
@@ -93,14 +94,13 @@ type tx struct {
 	expects []any    // the revision each of them must have
 	guarded map[string]bool
 
-	hashes  ordered[ordered[write]]   // HSET / HDEL
-	sets    ordered[ordered[write]]   // SADD / SREM
-	zsets   ordered[ordered[write]]   // ZADD / ZREM, value = score
-	zmax    ordered[ordered[int64]]   // ZADD GT
-	zincr   ordered[ordered[float64]] // ZINCRBY
-	zappend ordered[[]any]            // ZADD of new members (score, member pairs)
-	entries []any                     // XADD, C and T commands in order
-	notes   ordered[struct{}]         // groups written, for the changes stream
+	hashes  ordered[ordered[write]] // HSET / HDEL
+	sets    ordered[ordered[write]] // SADD / SREM
+	zsets   ordered[ordered[write]] // ZADD / ZREM, value = score
+	zmax    ordered[ordered[int64]] // ZADD GT
+	zappend ordered[[]any]          // ZADD of new members (score, member pairs)
+	entries []any                   // XADD, C and T commands in order
+	notes   ordered[struct{}]       // groups written, for the changes stream
 	nCommon int
 
 	changes  int // record changes in the call
@@ -173,10 +173,6 @@ func (t *tx) zaddGT(key string, score int64, member string) {
 	if v := m.at(member); !seen || score > *v {
 		*v = score
 	}
-}
-
-func (t *tx) zincrby(key string, delta float64, member string) {
-	*t.zincr.at(key).at(member) += delta
 }
 
 // zaddNew adds members that no other write of the call names (score,
@@ -277,14 +273,6 @@ func (t *tx) args() []any {
 		}
 		cmd("ZADD", k, a)
 	}
-	for _, k := range t.zincr.keys {
-		m := t.zincr.m[k]
-		for _, member := range m.keys {
-			// Even a sum of 0: the increments it stands for would have
-			// added the member.
-			cmd("ZINCRBY", k, []any{cdc.FormatNumber(*m.m[member]), member})
-		}
-	}
 	args = append(args, t.entries...)
 	if len(t.notes.keys) > 0 {
 		// Readers of the replica tail the changes stream: one entry per call.
@@ -296,16 +284,64 @@ func (t *tx) args() []any {
 	return args
 }
 
-// send runs txs in order in one pipeline and returns their replies.
+// send is the one executor of script calls: it runs txs in order in one
+// pipeline and returns one reply per call (read it with applied).
+//
+// Its NOSCRIPT policy: Redis answers NOSCRIPT when it lost its script
+// cache (a restart, a failover, SCRIPT FLUSH) and then runs nothing of the
+// call. send loads the script again (Init) and sends the calls that got
+// NOSCRIPT once more, in their order, in one pipeline. Sending one of them
+// again cannot write twice: it did not run, and even a call that did is
+// refused by its guards (see applyScript). A call still failing after
+// that keeps its error (the reload's, if the reload failed); callers treat
+// it like any other error of the call.
 func (s *Store) send(ctx context.Context, txs []*tx) []*redis.Cmd {
+	cmds := s.pipeline(ctx, txs)
+	var lost []int // calls answered NOSCRIPT
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			lost = append(lost, i)
+		}
+	}
+	if len(lost) == 0 {
+		return cmds
+	}
+	if err := s.Init(ctx); err != nil {
+		for _, i := range lost {
+			cmds[i].SetErr(fmt.Errorf("%w (after NOSCRIPT)", err))
+		}
+		return cmds
+	}
+	again := make([]*tx, len(lost))
+	for j, i := range lost {
+		again[j] = txs[i]
+	}
+	for j, c := range s.pipeline(ctx, again) {
+		cmds[lost[j]] = c
+	}
+	return cmds
+}
+
+// pipeline sends txs in order in one pipeline and returns their replies.
+func (s *Store) pipeline(ctx context.Context, txs []*tx) []*redis.Cmd {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(txs))
 	for i, t := range txs {
 		args := t.args() // may add keys
-		cmds[i] = applyScript.EvalSha(ctx, pipe, t.keys, args...)
+		cmds[i] = s.script.EvalSha(ctx, pipe, t.keys, args...)
 	}
 	_, _ = pipe.Exec(ctx)
 	return cmds
+}
+
+// applied reads a reply of send: true when the call wrote, false with a
+// nil error when a guard refused it (a group or the position moved).
+func applied(c *redis.Cmd) (bool, error) {
+	n, err := c.Int()
+	if err != nil {
+		return false, err
+	}
+	return n == scriptApplied, nil
 }
 
 // ordered is a map that remembers the order its keys were first used in,

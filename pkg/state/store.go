@@ -71,6 +71,8 @@ type Store struct {
 	// txChanges bounds the record changes merged into one script call.
 	txChanges int
 	chains    chains
+	// script is applyScript (a test gives it one Redis has not cached).
+	script *redis.Script
 }
 
 // New returns a Store for cfg.Org on rdb. Call Init before use.
@@ -96,12 +98,13 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 		cache:     newGroupCache(cfg.CacheGroups),
 		txChanges: defaultTxChanges,
 		chains:    newChains(),
+		script:    applyScript,
 	}, nil
 }
 
 // Init loads the apply script into Redis (every shard of a cluster).
 func (s *Store) Init(ctx context.Context) error {
-	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return fmt.Errorf("loading the apply script: %w", err)
 	}
 	return nil
@@ -326,17 +329,11 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 	defer func() { s.keepGroups(p, txs[failedFrom:]) }()
 	for i, c := range cmds {
 		failedFrom = i
-		n, err := c.Int()
+		ok, err := applied(c)
 		if err != nil {
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if lerr := s.Init(ctx); lerr != nil {
-					return res, false, lerr
-				}
-				return res, false, nil
-			}
 			return res, false, fmt.Errorf("applying changes of %s: %w", field, err)
 		}
-		if n != scriptApplied {
+		if !ok {
 			return res, false, nil
 		}
 		res.add(txs[i].counts)

@@ -47,7 +47,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	var counts []int
 	for _, id := range ids {
 		l := groups[id]
-		before := s.contributions(l.g)
+		before := holdersOf(l.g)
 		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
 		t := newTx(s.k, "", "")
@@ -69,7 +69,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 			}
 		} else {
 			s.writeRoles(t, l.g, res.Roles, "", pr)
-			s.writeAggregates(t, id, before, s.contributions(l.g), now.UnixMilli())
+			s.writeHolders(t, id, before, holdersOf(l.g), now.UnixMilli())
 			s.writeTriggers(t, l, res.Triggers)
 			t.note(id)
 		}
@@ -81,14 +81,11 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	}
 	written := 0
 	for i, c := range s.send(ctx, txs) {
-		n, err := c.Int()
+		ok, err := applied(c)
 		if err != nil {
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				return written, s.Init(ctx)
-			}
 			return written, fmt.Errorf("releasing pending roles: %w", err)
 		}
-		if n == scriptApplied {
+		if ok {
 			written += counts[i]
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oppsync/oppsync/pkg/backoff"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/triggers"
@@ -157,7 +158,7 @@ func (v *View) Reloads() int64 { return v.reloads.Load() }
 // (and reported to OnError); falling behind the stream's MAXLEN reloads
 // everything.
 func (v *View) Run(ctx context.Context) error {
-	backoff := 50 * time.Millisecond
+	bo := backoff.Backoff{Min: 50 * time.Millisecond, Max: v.cfg.MaxBackoff}
 	fail := func(err error) bool {
 		if ctx.Err() != nil {
 			return false
@@ -165,15 +166,7 @@ func (v *View) Run(ctx context.Context) error {
 		if v.cfg.OnError != nil {
 			v.cfg.OnError(err)
 		}
-		t := time.NewTimer(backoff)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-		backoff = min(2*backoff, v.cfg.MaxBackoff)
-		return true
+		return bo.Wait(ctx) == nil
 	}
 	needLoad := true
 	for ctx.Err() == nil {
@@ -211,7 +204,7 @@ func (v *View) Run(ctx context.Context) error {
 		case lost:
 			needLoad = true
 		}
-		backoff = 50 * time.Millisecond
+		bo.Reset()
 	}
 	return nil
 }
