@@ -99,39 +99,6 @@ func (e *env) positions() map[string]int64 {
 	return out
 }
 
-// committed returns the consumer group's committed offsets,
-// "topic/partition" → offset, leaving out partitions without a commit.
-func (e *env) committed() (map[string]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	req := &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{}}
-	for _, topic := range e.topics {
-		for p := 0; p < e.parts; p++ {
-			req.Topics[topic] = append(req.Topics[topic], p)
-		}
-	}
-	resp, err := c.OffsetFetch(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Error != nil {
-		return nil, resp.Error
-	}
-	out := map[string]int64{}
-	for topic, parts := range resp.Topics {
-		for _, p := range parts {
-			if p.Error != nil {
-				return nil, fmt.Errorf("%s/%d: %w", topic, p.Partition, p.Error)
-			}
-			if p.CommittedOffset >= 0 {
-				out[fmt.Sprintf("%s/%d", topic, p.Partition)] = p.CommittedOffset
-			}
-		}
-	}
-	return out, nil
-}
-
 // endOffsets returns each partition's end offset, "topic/partition" → offset.
 func (e *env) endOffsets() (map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
