@@ -128,6 +128,34 @@ func (r *csvReader) newline(n int) {
 	r.col = 1
 }
 
+// endLine consumes the line end lineEnd found: n bytes, or the last bytes
+// of the input when atEOF (which start no new line).
+func (r *csvReader) endLine(n int, atEOF bool) {
+	if atEOF {
+		r.pos += n
+		r.off += int64(n)
+		return
+	}
+	r.newline(n)
+}
+
+// plain appends to the field the bytes in the buffer before the first one
+// stop marks and reports whether such a byte was found (false: the buffer
+// ended first). tooLong checks the bounds before they join the field.
+func (r *csvReader) plain(stop *[256]bool, tooLong func(n, add int) error) (bool, error) {
+	chunk := r.buf[r.pos:r.end]
+	i := 0
+	for i < len(chunk) && !stop[chunk[i]] {
+		i++
+	}
+	if err := tooLong(i, i); err != nil {
+		return false, err
+	}
+	r.rec = append(r.rec, chunk[:i]...)
+	r.advance(i)
+	return i < len(chunk), nil
+}
+
 // lineEnd reports whether a line ends at buf[pos] and its length: "\n",
 // "\r\n", or a last "\r" of the input (dropped, as encoding/csv does).
 // atEOF is the end of the input.
@@ -149,8 +177,12 @@ func (r *csvReader) lineEnd() (n int, atEOF bool) {
 	return 0, false
 }
 
-// special marks the bytes that end a run of plain field bytes.
-var special = [256]bool{',': true, '"': true, '\n': true, '\r': true}
+// special and quotedSpecial mark the bytes that end a run of plain field
+// bytes outside and inside quotes.
+var (
+	special       = [256]bool{',': true, '"': true, '\n': true, '\r': true}
+	quotedSpecial = [256]bool{'"': true, '\n': true, '\r': true}
+)
 
 // Read returns the next record. The strings share one allocation per
 // record; the slice is reused by the next call. At the end of the input it
@@ -173,8 +205,7 @@ func (r *csvReader) Read() ([]string, error) {
 	for {
 		n, atEOF := r.lineEnd()
 		if atEOF {
-			r.off += int64(n)
-			r.pos += n
+			r.endLine(n, atEOF)
 			return nil, r.ioErr()
 		}
 		if n == 0 {
@@ -220,31 +251,21 @@ func (r *csvReader) Read() ([]string, error) {
 					}
 					return nil, &csv.ParseError{StartLine: recLine, Line: start.line, Column: start.col, Err: errUnclosed}
 				}
-				chunk := r.buf[r.pos:r.end]
-				i := 0
-				for i < len(chunk) && chunk[i] != '"' && chunk[i] != '\n' && chunk[i] != '\r' {
-					i++
-				}
-				if err := tooLong(i, i); err != nil {
+				found, err := r.plain(&quotedSpecial, tooLong)
+				if err != nil {
 					return nil, err
 				}
-				r.rec = append(r.rec, chunk[:i]...)
-				r.advance(i)
-				if i == len(chunk) {
+				if !found {
 					continue
 				}
-				switch chunk[i] {
+				switch r.buf[r.pos] {
 				case '"':
 					q := position{r.line, r.col}
 					r.advance(1)
 					n, atEOF := r.lineEnd()
 					switch {
 					case atEOF || n > 0:
-						r.pos += n
-						r.off += int64(n)
-						if !atEOF {
-							r.line, r.col = r.line+1, 1
-						}
+						r.endLine(n, atEOF)
 						endRecord = true
 						break inQuotes
 					case r.buf[r.pos] == '"':
@@ -264,8 +285,7 @@ func (r *csvReader) Read() ([]string, error) {
 					n, atEOF := r.lineEnd()
 					switch {
 					case atEOF: // a last \r
-						r.pos += n
-						r.off += int64(n)
+						r.endLine(n, atEOF)
 					case n > 0:
 						if err := tooLong(n, 1); err != nil {
 							return nil, err
@@ -288,20 +308,14 @@ func (r *csvReader) Read() ([]string, error) {
 					endRecord = true
 					break
 				}
-				chunk := r.buf[r.pos:r.end]
-				i := 0
-				for i < len(chunk) && !special[chunk[i]] {
-					i++
-				}
-				if err := tooLong(i, i); err != nil {
+				found, err := r.plain(&special, tooLong)
+				if err != nil {
 					return nil, err
 				}
-				r.rec = append(r.rec, chunk[:i]...)
-				r.advance(i)
-				if i == len(chunk) {
+				if !found {
 					continue
 				}
-				switch chunk[i] {
+				switch r.buf[r.pos] {
 				case ',':
 					r.advance(1)
 					break unquoted
@@ -312,11 +326,7 @@ func (r *csvReader) Read() ([]string, error) {
 					n, atEOF := r.lineEnd()
 					switch {
 					case atEOF || n > 0:
-						r.pos += n
-						r.off += int64(n)
-						if !atEOF {
-							r.line, r.col = r.line+1, 1
-						}
+						r.endLine(n, atEOF)
 						endRecord = true
 						break unquoted
 					default:
