@@ -5,22 +5,22 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // corruptReporter counts and logs (at warn, without the stored value) the
 // stored records the state store skipped because they do not parse.
-func corruptReporter(reg prometheus.Registerer, log zerolog.Logger) func(state.Corrupt) {
+func corruptReporter(reg prometheus.Registerer, log zerolog.Logger) func(replica.Corrupt) {
 	counter := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "oppsync_corrupt_records_total",
 		Help: "Stored records skipped on read because they do not parse, by kind (opportunity_field, contact_role, revision, key).",
 	}, []string{"kind"})
-	for _, k := range []string{state.CorruptField, state.CorruptRole, state.CorruptRevision, state.CorruptKey} {
+	for _, k := range []string{replica.CorruptField, replica.CorruptRole, replica.CorruptRevision, replica.CorruptKey} {
 		counter.WithLabelValues(k)
 	}
 	reg.MustRegister(counter)
 	log = log.With().Str("component", "state").Logger()
-	return func(c state.Corrupt) {
+	return func(c replica.Corrupt) {
 		counter.WithLabelValues(c.Kind).Inc()
 		e := log.Warn().Str("kind", c.Kind)
 		if cdc.ValidID(c.OpportunityID) {

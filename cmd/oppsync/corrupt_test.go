@@ -7,16 +7,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 func TestCorruptReporter(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs strings.Builder
 	report := corruptReporter(reg, zerolog.New(&logs))
-	report(state.Corrupt{Kind: state.CorruptRole, OpportunityID: "0068c000000iyJbAAI", Name: "f:Name"})
-	report(state.Corrupt{Kind: state.CorruptField, OpportunityID: "006\r\nforged log line", Name: strings.Repeat("x", 200)})
-	for _, kind := range []string{state.CorruptRole, state.CorruptField} {
+	report(replica.Corrupt{Kind: replica.CorruptRole, OpportunityID: "0068c000000iyJbAAI", Name: "f:Name"})
+	report(replica.Corrupt{Kind: replica.CorruptField, OpportunityID: "006\r\nforged log line", Name: strings.Repeat("x", 200)})
+	for _, kind := range []string{replica.CorruptRole, replica.CorruptField} {
 		if got := corruptCount(t, reg, kind); got != 1 {
 			t.Errorf("corrupt_records_total{kind=%q} = %v, want 1", kind, got)
 		}

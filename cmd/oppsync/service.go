@@ -24,9 +24,12 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/reconcile"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/retention"
 	"github.com/oppsync/oppsync/pkg/source"
 	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/triggers"
+	"github.com/oppsync/oppsync/pkg/view"
 )
 
 // service is the oppsync process: consumer, pipeline, state, HTTP.
@@ -124,7 +127,7 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
-	s.trim, err = retention.New(retention.Config{Streams: state.OutputStreams(cfg.OrgID), MaxLen: cfg.Streams.MaxLen},
+	s.trim, err = retention.New(retention.Config{Streams: replica.OutputStreams(cfg.OrgID), MaxLen: cfg.Streams.MaxLen},
 		rdb, s.reg, log.With().Str("component", "retention").Logger())
 	if err != nil {
 		return nil, &usageError{err.Error()}
@@ -293,9 +296,12 @@ func (s *service) run(ctx context.Context) error {
 
 	// The API's in-memory view of the replica follows the changes stream
 	// once the first filter query asks for it.
-	lazy, err := newLazyView(s.store, state.ViewConfig{OnError: func(err error) {
-		s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
-	}}, func(run func(context.Context) error) bool { return g.spawn(stageView, "view", run) })
+	lazy, err := newLazyView(s.store.Replica(), view.Config{
+		Currency:          triggers.Currency{Default: s.cfg.Currency.Default, Rates: s.cfg.Currency.Rates},
+		ActivityRetention: s.cfg.Activity.Retention,
+		OnError: func(err error) {
+			s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
+		}}, func(run func(context.Context) error) bool { return g.spawn(stageView, "view", run) })
 	if err != nil {
 		return err
 	}

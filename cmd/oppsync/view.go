@@ -5,7 +5,8 @@ import (
 	"sync"
 
 	"github.com/oppsync/oppsync/pkg/filters"
-	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/replica"
+	"github.com/oppsync/oppsync/pkg/view"
 )
 
 // lazyView starts the in-memory view of the replica on the first filter
@@ -14,7 +15,7 @@ import (
 // the readiness check reports it; a query waits for the load within its
 // deadline. Record lookups read Redis directly.
 type lazyView struct {
-	view  *state.View
+	view  *view.View
 	spawn func(run func(context.Context) error) bool
 	once  sync.Once
 	began chan struct{} // closed when the first query asked for the view
@@ -25,10 +26,10 @@ type lazyView struct {
 	stopped  chan struct{} // closed when the view ended, or could not start
 }
 
-// newLazyView returns the lazy view of the store. spawn runs the view's
+// newLazyView returns the lazy view of the replica. spawn runs the view's
 // Run as one of the service's actors; it returns false when the service is
 // already stopping.
-func newLazyView(store *state.Store, cfg state.ViewConfig, spawn func(run func(context.Context) error) bool) (*lazyView, error) {
+func newLazyView(r *replica.Replica, cfg view.Config, spawn func(run func(context.Context) error) bool) (*lazyView, error) {
 	l := &lazyView{spawn: spawn, began: make(chan struct{}), loaded: make(chan struct{}), stopped: make(chan struct{})}
 	onLoad := cfg.OnLoad
 	cfg.OnLoad = func() {
@@ -37,7 +38,7 @@ func newLazyView(store *state.Store, cfg state.ViewConfig, spawn func(run func(c
 			onLoad()
 		}
 	}
-	v, err := state.NewView(store, cfg)
+	v, err := view.New(r, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/view"
 )
 
 // query runs l.Query without a deadline and fails the test if it does not
@@ -37,7 +38,7 @@ func TestLazyViewQueryWaitsForLoadOrStop(t *testing.T) {
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		g := newRunGroup(ctx, "view")
-		l, err := newLazyView(store, state.ViewConfig{}, func(run func(context.Context) error) bool { return g.spawn(0, "view", run) })
+		l, err := newLazyView(store.Replica(), view.Config{}, func(run func(context.Context) error) bool { return g.spawn(0, "view", run) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,12 +61,12 @@ func TestLazyViewQueryWaitsForLoadOrStop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := newLazyView(store, state.ViewConfig{}, func(func(context.Context) error) bool { return false })
+		l, err := newLazyView(store.Replica(), view.Config{}, func(func(context.Context) error) bool { return false })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := query(t, l); !errors.Is(err, state.ErrNotReady) {
-			t.Fatalf("query while stopping: %v, want %v", err, state.ErrNotReady)
+		if err := query(t, l); !errors.Is(err, view.ErrNotReady) {
+			t.Fatalf("query while stopping: %v, want %v", err, view.ErrNotReady)
 		}
 	})
 }

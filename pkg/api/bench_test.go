@@ -22,6 +22,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/state"
 	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/pkg/view"
 	"github.com/oppsync/oppsync/schemas"
 )
 
@@ -38,7 +39,7 @@ var benchStart = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 type benchSeed struct {
 	name  string
 	store *state.Store
-	view  *state.View
+	view  *view.View
 	srv   *Server
 	stop  func()
 	load  time.Duration
@@ -211,7 +212,7 @@ func setupBench(b *testing.B) *benchSeed {
 			benchErr = err
 			return
 		}
-		view, err := state.NewView(seed.store, state.ViewConfig{})
+		view, err := view.New(seed.store.Replica(), view.Config{})
 		if err != nil {
 			benchErr = err
 			return

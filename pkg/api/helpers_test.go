@@ -20,6 +20,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
 	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/pkg/view"
 )
 
 // org is a synthetic org whose events flowed through the real pipeline
@@ -31,7 +32,7 @@ type org struct {
 	enc   *synth.Encoder
 	pipe  *pipeline.Pipeline
 	store *state.Store
-	view  *state.View
+	view  *view.View
 	rdb   *redis.Client
 	name  string
 	off   int64
@@ -55,7 +56,7 @@ func newOrg(t testing.TB, cfg synth.GenConfig) *org {
 		Org: o.name, Currency: "USD", IgnoreFields: synth.DefaultIgnoreFields,
 		Now: func() time.Time { return o.clock },
 	})
-	o.view, err = state.NewView(o.store, state.ViewConfig{Block: 100 * time.Millisecond, OnError: func(err error) { t.Logf("view: %v", err) }})
+	o.view, err = view.New(o.store.Replica(), view.Config{Block: 100 * time.Millisecond, OnError: func(err error) { t.Logf("view: %v", err) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ type Querier interface {
 	Query(ctx context.Context, q *filters.Query) (ids []string, next string, err error)
 }
 
-// Queries is everything the API reads; state.View implements it.
+// Queries is everything the API reads; view.View implements it.
 type Queries interface {
 	Records
 	Catalog

@@ -20,6 +20,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/view"
 	"github.com/oppsync/oppsync/schemas"
 )
 
@@ -146,7 +147,7 @@ func (e *env) field(id, name string) string {
 // count returns the person's number_of_opportunities, as the API's view
 // computes it.
 func (e *env) count(person string) float64 {
-	v, err := state.NewView(e.st, state.ViewConfig{})
+	v, err := view.New(e.st.Replica(), view.Config{})
 	if err != nil {
 		panic(err)
 	}

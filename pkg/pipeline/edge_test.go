@@ -96,7 +96,7 @@ func (e *edge) deadLetters() []map[string]any {
 
 func (e *edge) mustLoad(id string) {
 	e.t.Helper()
-	if _, ok, err := e.st.LoadGroup(context.Background(), id); err != nil || !ok {
+	if _, ok, err := e.st.Replica().LoadGroup(context.Background(), id); err != nil || !ok {
 		e.t.Fatalf("opportunity %s: known %v, %v", id, ok, err)
 	}
 }
@@ -115,7 +115,7 @@ func TestInvalidUTF8EntityIsDeadLettered(t *testing.T) {
 	if len(dlq) != 1 || dlq[0]["reason"] != cdc.ReasonNotAChangeEvent || dlq[0]["stage"] != "decode" || dlq[0]["offset"] != "0" {
 		t.Fatalf("dead letters = %v", dlq)
 	}
-	if _, ok, _ := e.st.LoadGroup(context.Background(), id); ok {
+	if _, ok, _ := e.st.Replica().LoadGroup(context.Background(), id); ok {
 		t.Errorf("the event of entity %q was applied", bad)
 	}
 	e.mustLoad(next)
@@ -199,7 +199,7 @@ func TestIDWithKeySuffixIsDeadLettered(t *testing.T) {
 	if got := e.rdb.HGetAll(ctx, e.key("opp", opp, "roles")).Val(); len(got) != 1 {
 		t.Fatalf("roles hash of %s now %v, was %v", opp, got, roles)
 	}
-	g, ok, err := e.st.LoadGroup(ctx, opp)
+	g, ok, err := e.st.Replica().LoadGroup(ctx, opp)
 	if err != nil || !ok || g.Opp.Fields["Amount"] != cdc.Number(42) || len(g.Roles) != 1 {
 		t.Fatalf("LoadGroup = %+v, %v, %v", g, ok, err)
 	}

@@ -96,7 +96,7 @@ func TestGapDuringReReadKeepsTheRecordStale(t *testing.T) {
 // recordStale reads the stale flag the API shows for the record.
 func (w *world) recordStale(entity, id string) bool {
 	w.t.Helper()
-	g, _, err := w.st.LoadGroup(context.Background(), oppA)
+	g, _, err := w.st.Replica().LoadGroup(context.Background(), oppA)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // Config configures a Trimmer.
 type Config struct {
 	// Streams maps each stream's name, its metric label, to its Redis key
-	// (state.OutputStreams).
+	// (replica.OutputStreams).
 	Streams map[string]string
 	// MaxLen is streams.maxlen: the length a stream is trimmed to when its
 	// consumer groups, if any, have acknowledged the entries beyond it.

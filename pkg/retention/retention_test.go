@@ -17,6 +17,7 @@ import (
 	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/retention"
 	"github.com/oppsync/oppsync/pkg/state"
 )
@@ -46,7 +47,7 @@ func newEnv(t *testing.T, budget int) *env {
 	e := &env{t: t, ctx: context.Background(), rdb: rdb, reg: prometheus.NewRegistry(),
 		clock: 1_764_000_000_000, opp: "006000000000000001", budget: budget}
 	e.store = inproc.Store(t, rdb, state.Config{Org: org, Currency: "USD"})
-	streams := state.OutputStreams(org)
+	streams := replica.OutputStreams(org)
 	e.key = streams[cdc.TriggerAdded]
 	tr, err := retention.New(retention.Config{Streams: streams, MaxLen: maxLen, ReadBudget: budget}, rdb, e.reg, zerolog.Nop())
 	if err != nil {

@@ -108,7 +108,7 @@ func sameAsApplyBatch(t *testing.T, evs []*cdc.Event, size int, disturb func(f *
 		}
 	}, "revs")
 	want := strconv.Itoa(len(evs))
-	if pos := f.rdb.HGet(context.Background(), f.s.k.positions(), "t/0").Val(); pos != want {
+	if pos := f.rdb.HGet(context.Background(), f.s.k.Positions(), "t/0").Val(); pos != want {
 		t.Errorf("stored position %q, want %s", pos, want)
 	}
 	return res
@@ -158,7 +158,7 @@ func TestBegunAheadFallsBackWhenAGroupMoved(t *testing.T) {
 		ctx := context.Background()
 		for _, ev := range split(evs, 200)[i] {
 			if ev.Entity == cdc.EntityOpportunity {
-				f.rdb.HIncrBy(ctx, f.s.k.revs(), ev.RecordIDs[0], 1)
+				f.rdb.HIncrBy(ctx, f.s.k.Revs(), ev.RecordIDs[0], 1)
 				disturbed++
 				return
 			}
@@ -177,7 +177,7 @@ func TestBegunAheadRewindsAndAbandons(t *testing.T) {
 	if _, err := f.applyAhead([][]*cdc.Event{{oppEv(cdc.Create, "006A", "Name", "Acme")}, {oppEv(cdc.Update, "006A", "Name", "B")}}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	f.rdb.HSet(ctx, f.s.k.positions(), "t/0", "1") // Redis came back older
+	f.rdb.HSet(ctx, f.s.k.Positions(), "t/0", "1") // Redis came back older
 	a := f.s.Begin(ctx, f.items(oppEv(cdc.Update, "006A", "Name", "C")))
 	if a.Sync() {
 		t.Fatal("third batch not begun ahead")
@@ -191,10 +191,10 @@ func TestBegunAheadRewindsAndAbandons(t *testing.T) {
 		t.Fatalf("err = %v, want a rewind to 1", err)
 	}
 	b.Abandon()
-	if n := f.rdb.XLen(ctx, f.s.k.trigger(cdc.TriggerUpdated)).Val(); n != 0 {
+	if n := f.rdb.XLen(ctx, f.s.k.Trigger(cdc.TriggerUpdated)).Val(); n != 0 {
 		t.Fatalf("%d updated entries (the opportunity has no people)", n)
 	}
-	if got := f.rdb.HGet(ctx, f.s.k.opp("006A"), "f:Name").Val(); got == "" || got[len(got)-4:] != `s"B"` {
+	if got := f.rdb.HGet(ctx, f.s.k.Opp("006A"), "f:Name").Val(); got == "" || got[len(got)-4:] != `s"B"` {
 		t.Fatalf("Name = %q: the abandoned batch or the rewound one wrote", got)
 	}
 }

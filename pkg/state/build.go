@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
@@ -147,70 +148,37 @@ func holdersOf(g *triggers.Group) map[string]int {
 	return out
 }
 
-// rate returns the conversion rate of the opportunity's currency to the
-// default one (1 when no conversion applies).
-func (s *Store) rate(o *triggers.Opportunity) float64 {
-	if len(s.cfg.Rates) == 0 {
-		return 1
-	}
-	code, ok := o.Fields["CurrencyIsoCode"]
-	if !ok || code.Str == "" || code.Str == s.cfg.Currency {
-		return 1
-	}
-	if r, ok := s.cfg.Rates[code.Str]; ok {
-		return r
-	}
-	return 1
-}
-
-// Snapshot renders the opportunity as trigger entries and the API show it:
-// every known field, ExpectedRevenue derived when null, amounts converted to
-// the default currency when rates are configured (originals kept as
-// Original<Field>).
-func (s *Store) Snapshot(o *triggers.Opportunity) map[string]cdc.Value {
-	snap := o.Snapshot()
-	if r := s.rate(o); r != 1 {
-		for _, f := range []string{"Amount", "ExpectedRevenue"} {
-			if v, ok := snap[f]; ok && v.Kind == cdc.KindNumber {
-				snap["Original"+f] = v
-				snap[f] = cdc.Number(v.Num * r)
-			}
-		}
-	}
-	return snap
-}
-
 // writeChange adds the writes of one applied record change to t.
 func (s *Store) writeChange(t *tx, l *loaded, ev *cdc.Event, recordID string, pr prior, res triggers.Result,
 	before, after map[string]int) {
 	g := l.g
 	o := &g.Opp
-	oppKey := s.k.opp(o.ID)
+	oppKey := s.k.Opp(o.ID)
 
 	// The opportunity hash: metadata (cheap), then the written fields. A
 	// contact-role change never alters the opportunity's own fields or
 	// flags, so they are only written for opportunity changes.
 	if ev.Entity == cdc.EntityOpportunity || len(res.Fields) > 0 {
-		t.hset(oppKey, hKnown, flag(o.Known), hDeleted, flag(o.Deleted), hStale, flag(o.Stale),
-			hVersion, o.Version.String(), hLife, o.Life.String())
+		t.hset(oppKey, replica.HKnown, replica.Flag(o.Known), replica.HDeleted, replica.Flag(o.Deleted), replica.HStale, replica.Flag(o.Stale),
+			replica.HVersion, o.Version.String(), replica.HLife, o.Life.String())
 		for _, f := range res.Fields {
 			v, ok := o.Fields[f]
 			if !ok {
 				v = cdc.Null
 			}
-			t.hset(oppKey, "f:"+f, encodeField(o.FieldVersions[f], v))
+			t.hset(oppKey, "f:"+f, replica.EncodeField(o.FieldVersions[f], v))
 		}
 	}
 	if ev.Entity == cdc.EntityOpportunity && o.Known && !pr.known {
-		t.sadd(s.k.opps(), o.ID)
+		t.sadd(s.k.Opps(), o.ID)
 	}
 	if ev.Entity == cdc.EntityOpportunity && pr.stale && !o.Stale {
-		t.srem(s.k.stale(cdc.EntityOpportunity), o.ID)
-		t.hdel(s.k.staleGaps(cdc.EntityOpportunity), o.ID)
+		t.srem(s.k.Stale(cdc.EntityOpportunity), o.ID)
+		t.hdel(s.k.StaleGaps(cdc.EntityOpportunity), o.ID)
 	}
 	if res.Stale {
-		t.sadd(s.k.stale(ev.Entity), recordID)
-		t.hset(s.k.staleGaps(ev.Entity), recordID, ev.Version.String())
+		t.sadd(s.k.Stale(ev.Entity), recordID)
+		t.hset(s.k.StaleGaps(ev.Entity), recordID, ev.Version.String())
 	}
 
 	s.writeRoles(t, g, res.Roles, ev.Entity, pr)
@@ -260,19 +228,19 @@ func (s *Store) writeRoles(t *tx, g *triggers.Group, ids []string, entity string
 		}
 		seen[id] = true
 		r := g.Roles[id]
-		t.hset(s.k.roles(g.Opp.ID), id, encodeRole(r))
+		t.hset(s.k.Roles(g.Opp.ID), id, replica.EncodeRole(r))
 		if id == pr.newRole {
-			t.hset(s.k.roleOpp(), id, g.Opp.ID)
+			t.hset(s.k.RoleOpp(), id, g.Opp.ID)
 		}
 		member := g.Opp.ID + "|" + id
 		if r.Pending {
-			t.zadd(s.k.pending(), r.Deadline, member)
+			t.zadd(s.k.Pending(), r.Deadline, member)
 		} else if pr.pending[id] {
-			t.zrem(s.k.pending(), member)
+			t.zrem(s.k.Pending(), member)
 		}
 		if entity == cdc.EntityContactRole && !r.Stale && pr.staleRoles[id] {
-			t.srem(s.k.stale(cdc.EntityContactRole), id)
-			t.hdel(s.k.staleGaps(cdc.EntityContactRole), id)
+			t.srem(s.k.Stale(cdc.EntityContactRole), id)
+			t.hdel(s.k.StaleGaps(cdc.EntityContactRole), id)
 		}
 	}
 }
@@ -295,30 +263,15 @@ func (s *Store) writeHolders(t *tx, oppID string, before, after map[string]int, 
 		b, a := before[p], after[p]
 		if a != b {
 			if a > 0 {
-				t.hset(s.k.person(p), oppID, strconv.Itoa(a))
+				t.hset(s.k.Person(p), oppID, strconv.Itoa(a))
 			} else {
-				t.hdel(s.k.person(p), oppID)
+				t.hdel(s.k.Person(p), oppID)
 			}
 		}
 		if _, had := before[p]; !had {
-			t.zaddGT(s.k.people(), ts, p)
+			t.zaddGT(s.k.People(), ts, p)
 		}
 	}
-}
-
-// activity is one entry of a person's activity log.
-type activity struct {
-	EventID   string          `json:"id"`
-	Kind      string          `json:"k"`
-	Opp       string          `json:"o"`
-	RoleID    string          `json:"cr,omitempty"`
-	Role      string          `json:"r,omitempty"`
-	IsPrimary bool            `json:"p,omitempty"`
-	Reason    string          `json:"why,omitempty"`
-	Field     string          `json:"f,omitempty"`
-	Old       json.RawMessage `json:"ov,omitempty"`
-	New       json.RawMessage `json:"nv,omitempty"`
-	At        int64           `json:"t"`
 }
 
 // writeTriggers appends trigger entries and the activity they record.
@@ -332,7 +285,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 		// Rendered once per state of the opportunity: the changes of its
 		// contact roles share it.
 		if l.snapshot == "" {
-			l.snapshot = snapshotJSON(s.Snapshot(&g.Opp))
+			l.snapshot = snapshotJSON(s.cur.Snapshot(&g.Opp))
 		}
 		snapshot = l.snapshot
 	}
@@ -380,7 +333,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 			fields = append(fields, "contact_role_id", tr.ContactRoleID, "role", tr.Role,
 				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
 		}
-		t.trigger(s.k.trigger(tr.Kind), cid, fields...)
+		t.trigger(s.k.Trigger(tr.Kind), cid, fields...)
 		at := src.Version.CommitTimestamp
 		pa := acts[tr.PersonID]
 		if pa == nil {
@@ -388,15 +341,15 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 			acts[tr.PersonID] = pa
 			order = append(order, tr.PersonID)
 		}
-		pa.members = append(pa.members, at, activityJSON(tr, at))
+		pa.members = append(pa.members, at, replica.ActivityJSON(tr, at))
 		pa.last = max(pa.last, at)
 	}
 	// One variadic ZADD per person; activity older than the retention is
 	// pruned in the background (PruneActivity), not on this hot path.
 	for _, p := range order {
 		pa := acts[p]
-		t.zaddNew(s.k.activity(p), pa.members...)
-		t.zaddGT(s.k.people(), pa.last, p)
+		t.zaddNew(s.k.Activity(p), pa.members...)
+		t.zaddGT(s.k.People(), pa.last, p)
 	}
 }
 
@@ -419,47 +372,10 @@ func rolesJSON(roles []triggers.RoleRef) string {
 	return string(append(b, ']'))
 }
 
-// activityJSON renders the activity entry of a trigger (the JSON form of
-// the activity type, written by hand on the hot path).
-func activityJSON(tr triggers.Trigger, at int64) string {
-	b := make([]byte, 0, 192)
-	b = append(b, `{"id":`...)
-	b = cdc.AppendJSONString(b, tr.EventID)
-	b = append(b, `,"k":`...)
-	b = cdc.AppendJSONString(b, tr.Kind)
-	b = append(b, `,"o":`...)
-	b = cdc.AppendJSONString(b, tr.OpportunityID)
-	str := func(key, v string) {
-		if v != "" {
-			b = append(b, ',', '"')
-			b = append(b, key...)
-			b = append(b, '"', ':')
-			b = cdc.AppendJSONString(b, v)
-		}
-	}
-	if tr.Kind == cdc.TriggerUpdated {
-		str("f", tr.Field)
-		b = append(b, `,"ov":`...)
-		b = tr.Old.AppendJSON(b)
-		b = append(b, `,"nv":`...)
-		b = tr.New.AppendJSON(b)
-	} else {
-		str("cr", tr.ContactRoleID)
-		str("r", tr.Role)
-		if tr.IsPrimary {
-			b = append(b, `,"p":true`...)
-		}
-		str("why", tr.Reason)
-	}
-	b = append(b, `,"t":`...)
-	b = strconv.AppendInt(b, at, 10)
-	return string(append(b, '}'))
-}
-
 // resync appends a resync notice for a gap event.
 func (s *Store) resync(t *tx, ev *cdc.Event) {
 	ids, _ := json.Marshal(ev.RecordIDs)
-	t.xadd(s.k.stream(StreamResync), "*",
+	t.xadd(s.k.Stream(replica.StreamResync), "*",
 		"entity", ev.Entity,
 		"record_ids", string(ids),
 		"change_type", string(ev.ChangeType),
@@ -478,7 +394,7 @@ func (s *Store) deadLetter(t *tx, it Item) {
 		headers[h.Key] = base64.StdEncoding.EncodeToString(h.Value)
 	}
 	hj, _ := json.Marshal(headers)
-	t.xadd(s.k.stream(StreamDLQ), "*",
+	t.xadd(s.k.Stream(replica.StreamDLQ), "*",
 		"topic", m.Topic,
 		"partition", m.Partition,
 		"offset", m.Offset,

@@ -1,10 +1,10 @@
-// Package state owns oppsync's Redis layout: the replica of opportunities
-// and contact roles, the person indexes (the View computes each person's
-// aggregates from them), the activity log, the trigger, dead-letter and
-// resync streams, and the consumed Kafka positions.
-//
-// Every key lives under "oppsync:{<org>}:" so that one org's keys share a
-// Redis Cluster hash slot and every script is single-slot.
+// Package state is oppsync's write path: it plans a batch of changes
+// against the replica (read through pkg/replica, whose key layout and
+// encodings it writes), builds the merged, guarded script calls that write
+// the replica, the person indexes, the activity logs, the trigger,
+// dead-letter and resync streams and the consumed Kafka positions, and
+// runs them; it also runs the releaser and pruner sweeps and the
+// reconcile/import helpers.
 //
 // Invariants:
 //   - A record change is written by a Lua script that also appends the
@@ -28,11 +28,9 @@
 //     position it will store, so nothing of it applies unless all of the
 //     previous batch did.
 //
-// Readers: View keeps an in-memory copy of every opportunity group of an
-// org, loaded at start and kept current by tailing the changes stream every
-// apply call appends to (one entry naming the groups it wrote); the API
-// answers filter queries from it. Record lookups (an opportunity, a
-// person's opportunities) read Redis directly.
+// Readers (pkg/view, the API) follow the changes stream every apply call
+// appends to (one entry naming the groups it wrote).
+//
 // ApplyEvents applies changes that did not come from Kafka (imports,
 // resyncs) with the same scripts, without a partition position.
 //

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // TestIDsNeverLeaveTheirKeys: an event whose id would name another record's
@@ -18,7 +19,7 @@ func TestIDsNeverLeaveTheirKeys(t *testing.T) {
 		oppEv(cdc.Create, "006A", "Name", "Acme", "Amount", 1000),
 		ocrEv(cdc.Create, "00KA", "OpportunityId", "006A", "ContactId", "003P", "Role", "Buyer"),
 	)
-	roles := f.rdb.HGetAll(ctx, f.s.k.roles("006A")).Val()
+	roles := f.rdb.HGetAll(ctx, f.s.k.Roles("006A")).Val()
 	if len(roles) != 1 {
 		t.Fatalf("roles before = %v", roles)
 	}
@@ -30,29 +31,29 @@ func TestIDsNeverLeaveTheirKeys(t *testing.T) {
 		oppEv(cdc.Update, "006A\r\n", "Amount", 6),
 		oppEv(cdc.Update, "006A", "Amount", 7),
 	)
-	if got := f.rdb.HGetAll(ctx, f.s.k.roles("006A")).Val(); len(got) != len(roles) || got["00KA"] != roles["00KA"] {
+	if got := f.rdb.HGetAll(ctx, f.s.k.Roles("006A")).Val(); len(got) != len(roles) || got["00KA"] != roles["00KA"] {
 		t.Fatalf("roles hash of 006A changed: %v, was %v", got, roles)
 	}
 	if res.DeadLetters["apply"] != 5 || res.Applied != 1 {
 		t.Fatalf("result = %+v, want 5 dead letters at apply and 1 change applied", res)
 	}
-	g, ok, err := f.s.LoadGroup(ctx, "006A")
+	g, ok, err := f.s.Replica().LoadGroup(ctx, "006A")
 	if err != nil || !ok || g.Opp.Fields["Amount"] != cdc.Number(7) || g.Opp.Fields["Name"] != cdc.String("Acme") || len(g.Roles) != 1 {
 		t.Fatalf("LoadGroup(006A) = %+v, %v, %v", g, ok, err)
 	}
-	for _, e := range f.entries(StreamDLQ) {
+	for _, e := range f.entries(replica.StreamDLQ) {
 		if e["stage"] != "apply" || e["reason"] != cdc.ReasonInvalidID || !strings.Contains(e["error"], "is not an id that can be part of a key") {
 			t.Errorf("dead letter = %v", e)
 		}
 	}
-	keys := f.rdb.Keys(ctx, f.s.k.prefix+"*").Val()
+	keys := f.rdb.Keys(ctx, f.s.k.Prefix()+"*").Val()
 	for _, k := range keys {
-		rest := strings.TrimPrefix(k, f.s.k.prefix)
+		rest := strings.TrimPrefix(k, f.s.k.Prefix())
 		if strings.ContainsAny(rest, "{}*\r\n") || strings.Count(rest, ":") > 2 || strings.HasPrefix(rest, "opp:006A:roles:") {
 			t.Errorf("key %q is outside the layout", k)
 		}
 	}
-	if pos := f.rdb.HGet(ctx, f.s.k.positions(), "t/0").Val(); pos != "8" {
+	if pos := f.rdb.HGet(ctx, f.s.k.Positions(), "t/0").Val(); pos != "8" {
 		t.Fatalf("position = %q, want 8", pos)
 	}
 }
@@ -68,38 +69,7 @@ func TestApplyEventsDeadLettersInvalidIDs(t *testing.T) {
 	if err != nil || res.DeadLetters["apply"] != 1 || res.Applied != 1 {
 		t.Fatalf("ApplyEvents = %+v, %v", res, err)
 	}
-	if dlq := f.entries(StreamDLQ); len(dlq) != 1 || dlq[0]["reason"] != cdc.ReasonInvalidID || dlq[0]["topic"] != "" {
+	if dlq := f.entries(replica.StreamDLQ); len(dlq) != 1 || dlq[0]["reason"] != cdc.ReasonInvalidID || dlq[0]["topic"] != "" {
 		t.Fatalf("dlq = %v", dlq)
-	}
-}
-
-// TestQueriesNeverReadAnotherKey: an id from a URL that could not have been
-// stored is "never seen" (404), not another record's key read as this one
-// ("<id>:roles" used to answer 500).
-func TestQueriesNeverReadAnotherKey(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	f.apply(
-		oppEv(cdc.Create, "006A", "Name", "Acme"),
-		ocrEv(cdc.Create, "00KA", "OpportunityId", "006A", "ContactId", "003P"),
-	)
-	v, err := NewView(f.s, ViewConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := v.Opportunity(ctx, "006A"); !ok || err != nil {
-		t.Fatalf("Opportunity(006A) = %v, %v", ok, err)
-	}
-	for _, id := range []string{"006A:roles", "006A}", "006*", "006A\r\n", strings.Repeat("0", 100_000)} {
-		if _, ok, err := v.Opportunity(ctx, id); ok || err != nil {
-			t.Errorf("Opportunity(%s) = %v, %v; want not found", cdc.QuoteInput(id), ok, err)
-		}
-	}
-	// "003P" has the activity key "activity:003P"; "003P:x" must not reach it.
-	if _, ok, err := v.PersonOpportunities(ctx, "003P"); !ok || err != nil {
-		t.Fatalf("PersonOpportunities(003P) = %v, %v", ok, err)
-	}
-	if _, ok, err := v.PersonOpportunities(ctx, "003P:x"); ok || err != nil {
-		t.Errorf("PersonOpportunities(003P:x) = %v, %v; want not found", ok, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/oppsync/oppsync/internal/testenv"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // Merging the writes of many record changes into one script call must be
@@ -23,13 +24,13 @@ func TestMergedCallsWriteWhatSingleCallsWrite(t *testing.T) {
 		for _, b := range split(evs, 500) {
 			f.apply(b...)
 		}
-		singleNotes = len(f.entries(StreamChanges))
+		singleNotes = len(f.entries(replica.StreamChanges))
 	}, func(f *fixture) {
 		for _, b := range split(evs, 500) {
 			f.apply(b...)
 		}
 	})
-	if n := len(merged.entries(StreamChanges)); n >= singleNotes || n == 0 {
+	if n := len(merged.entries(replica.StreamChanges)); n >= singleNotes || n == 0 {
 		t.Errorf("%d changes entries for merged calls, %d for single ones: expected fewer, not none", n, singleNotes)
 	}
 }
@@ -77,7 +78,7 @@ func sameKeys(t *testing.T, first, second func(*fixture), skip ...string) *fixtu
 func dumpOrg(t *testing.T, f *fixture) map[string]any {
 	t.Helper()
 	ctx := context.Background()
-	prefix := f.s.k.prefix
+	prefix := f.s.k.Prefix()
 	keys, err := f.rdb.Keys(ctx, prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func dumpOrg(t *testing.T, f *fixture) map[string]any {
 	out := map[string]any{}
 	for _, k := range keys {
 		name := strings.TrimPrefix(k, prefix)
-		if name == StreamChanges {
+		if name == replica.StreamChanges {
 			continue
 		}
 		typ := f.rdb.Type(ctx, k).Val()
@@ -124,35 +125,35 @@ func TestLargeCommandsAreSplit(t *testing.T) {
 	const n = 3*maxCommandArgs + 7
 	for i := 0; i < n; i++ {
 		p := fmt.Sprintf("003%06d", i)
-		call.zaddGT(f.s.k.people(), int64(1000+i), p)
-		call.hset(f.s.k.person("003P"), p, "1")
-		call.sadd(f.s.k.opps(), p)
+		call.zaddGT(f.s.k.People(), int64(1000+i), p)
+		call.hset(f.s.k.Person("003P"), p, "1")
+		call.sadd(f.s.k.Opps(), p)
 	}
 	cmd := f.s.send(ctx, []*tx{call})[0]
 	if r, err := cmd.Int(); err != nil || r != scriptApplied {
 		t.Fatalf("script returned %v, %v", r, err)
 	}
-	if c := f.rdb.ZCard(ctx, f.s.k.people()).Val(); c != n {
+	if c := f.rdb.ZCard(ctx, f.s.k.People()).Val(); c != n {
 		t.Fatalf("%d people, want %d", c, n)
 	}
-	if s := f.rdb.ZScore(ctx, f.s.k.people(), fmt.Sprintf("003%06d", n-1)).Val(); s != float64(1000+n-1) {
+	if s := f.rdb.ZScore(ctx, f.s.k.People(), fmt.Sprintf("003%06d", n-1)).Val(); s != float64(1000+n-1) {
 		t.Fatalf("last person's score %v", s)
 	}
-	if c := f.rdb.HLen(ctx, f.s.k.person("003P")).Val(); c != n {
+	if c := f.rdb.HLen(ctx, f.s.k.Person("003P")).Val(); c != n {
 		t.Fatalf("%d hash fields, want %d", c, n)
 	}
-	if c := f.rdb.SCard(ctx, f.s.k.opps()).Val(); c != n {
+	if c := f.rdb.SCard(ctx, f.s.k.Opps()).Val(); c != n {
 		t.Fatalf("%d set members, want %d", c, n)
 	}
 	// GT held on every part: a lower score does not lower it.
 	call = newTx(f.s.k, "", "")
 	for i := 0; i < n; i++ {
-		call.zaddGT(f.s.k.people(), 1, fmt.Sprintf("003%06d", i))
+		call.zaddGT(f.s.k.People(), 1, fmt.Sprintf("003%06d", i))
 	}
 	if err := f.s.send(ctx, []*tx{call})[0].Err(); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.rdb.ZScore(ctx, f.s.k.people(), fmt.Sprintf("003%06d", n-1)).Val(); s != float64(1000+n-1) {
+	if s := f.rdb.ZScore(ctx, f.s.k.People(), fmt.Sprintf("003%06d", n-1)).Val(); s != float64(1000+n-1) {
 		t.Fatalf("GT lost on a split part: score %v", s)
 	}
 }

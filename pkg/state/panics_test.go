@@ -63,7 +63,7 @@ func TestPanicWhileBuildingApplyBatch(t *testing.T) {
 	}
 	// The first slices (32 + 64 messages: the one with the panicking
 	// message was not handed over) were sent before the panic unwound.
-	if pos := f.rdb.HGet(ctx, f.s.k.positions(), "t/0").Val(); pos != "32" {
+	if pos := f.rdb.HGet(ctx, f.s.k.Positions(), "t/0").Val(); pos != "32" {
 		t.Fatalf("position %q after the panic, want 32", pos)
 	}
 	res, err := f.s.ApplyBatch(ctx, items)
@@ -129,10 +129,10 @@ func TestPanicWhileBeginningAhead(t *testing.T) {
 					}
 				})
 			}
-			if pos := f.rdb.HGet(ctx, f.s.k.positions(), "t/0").Val(); pos != "15" {
+			if pos := f.rdb.HGet(ctx, f.s.k.Positions(), "t/0").Val(); pos != "15" {
 				t.Fatalf("position %q, want 15", pos)
 			}
-			if n := f.rdb.SCard(ctx, f.s.k.opps()).Val(); n != 15 {
+			if n := f.rdb.SCard(ctx, f.s.k.Opps()).Val(); n != 15 {
 				t.Fatalf("%d opportunities, want 15", n)
 			}
 		})

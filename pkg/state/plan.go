@@ -3,15 +3,12 @@ package state
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
@@ -131,7 +128,7 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 		}
 	}
 	if len(lookups) > 0 {
-		vals, err := s.rdb.HMGet(ctx, s.k.roleOpp(), lookups...).Result()
+		vals, err := s.rdb.HMGet(ctx, s.k.RoleOpp(), lookups...).Result()
 		if err != nil {
 			return nil, fmt.Errorf("reading contact role owners: %w", err)
 		}
@@ -225,75 +222,15 @@ func (s *Store) planStaleMarks(ctx context.Context, p *plan, items []Item, marks
 
 // loadGroups reads opportunity groups in one round trip.
 func (s *Store) loadGroups(ctx context.Context, ids []string) (map[string]*loaded, error) {
-	out := make(map[string]*loaded, len(ids))
-	if len(ids) == 0 {
-		return out, nil
+	stored, err := s.r.LoadGroups(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
-	opps := make([]*redis.MapStringStringCmd, len(ids))
-	roles := make([]*redis.MapStringStringCmd, len(ids))
-	for i, id := range ids {
-		opps[i] = pipe.HGetAll(ctx, s.k.opp(id))
-		roles[i] = pipe.HGetAll(ctx, s.k.roles(id))
-	}
-	revs := pipe.HMGet(ctx, s.k.revs(), ids...)
-	cmds, err := pipe.Exec(ctx)
-	if err != nil && !errors.Is(err, redis.Nil) {
-		// A key of another type answers an error of its own (corrupt
-		// data, skipped below); any other failure fails the load.
-		for _, c := range cmds {
-			var reply redis.Error
-			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
-				return nil, fmt.Errorf("loading %d opportunity groups: %w", len(ids), err)
-			}
-		}
-		if revs.Err() != nil {
-			return nil, fmt.Errorf("loading %d opportunity groups: revisions: %w", len(ids), revs.Err())
-		}
-	}
-	for i, id := range ids {
-		g := triggers.NewGroup(id)
-		if opps[i].Err() != nil {
-			s.corrupt(CorruptKey, id, "opportunity")
-		}
-		for _, f := range decodeOpp(&g.Opp, opps[i].Val()) {
-			s.corrupt(CorruptField, id, f)
-		}
-		var rev int64
-		var badRev string
-		if v, ok := revs.Val()[i].(string); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				s.corrupt(CorruptRevision, id, "")
-				badRev = v
-			}
-			rev = n
-		}
-		if roles[i].Err() != nil {
-			s.corrupt(CorruptKey, id, "roles")
-		}
-		for rid, text := range roles[i].Val() {
-			r, err := decodeRole(rid, text)
-			if err != nil {
-				s.corrupt(CorruptRole, id, rid)
-				continue
-			}
-			g.Roles[rid] = r
-		}
-		out[id] = &loaded{g: g, rev: rev, badRev: badRev}
+	out := make(map[string]*loaded, len(stored))
+	for id, st := range stored {
+		out[id] = &loaded{g: st.Group, rev: st.Rev, badRev: st.BadRev}
 	}
 	return out, nil
-}
-
-// LoadGroup reads one opportunity group; ok is false when nothing is known
-// about the opportunity.
-func (s *Store) LoadGroup(ctx context.Context, oppID string) (*triggers.Group, bool, error) {
-	m, err := s.loadGroups(ctx, []string{oppID})
-	if err != nil {
-		return nil, false, err
-	}
-	l := m[oppID]
-	return l.g, l.rev > 0 || l.badRev != "", nil
 }
 
 // expectations remembers, per partition, the position this process last
@@ -342,12 +279,6 @@ func (s *seenSet) add(id string) bool {
 	return true
 }
 
-// catalogEntry is a field of the constraint catalog.
-type catalogEntry struct {
-	Type           string `json:"type"`
-	SalesforceType string `json:"salesforce_type"`
-}
-
 // recordSchemas adds the fields of writer schemas not seen before by this
 // process to the constraint catalog. It is idempotent metadata, so it is
 // written outside the apply scripts.
@@ -369,10 +300,10 @@ func (s *Store) recordSchemas(ctx context.Context, items []Item) error {
 	for _, ev := range fresh {
 		args := make([]any, 0, 2*len(ev.Schema))
 		for _, f := range ev.Schema {
-			b, _ := json.Marshal(catalogEntry{Type: f.Kind.String(), SalesforceType: f.SalesforceType})
+			b, _ := json.Marshal(replica.CatalogEntry{Type: f.Kind.String(), SalesforceType: f.SalesforceType})
 			args = append(args, ev.Entity+"."+f.Name, string(b))
 		}
-		pipe.HSet(ctx, s.k.catalog(), args...)
+		pipe.HSet(ctx, s.k.Catalog(), args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("writing the field catalog: %w", err)

@@ -19,7 +19,7 @@ func (s *Store) PruneActivity(ctx context.Context) (int64, error) {
 	var removed int64
 	var cursor uint64
 	for {
-		people, next, err := s.rdb.ZScan(ctx, s.k.people(), cursor, "*", 500).Result()
+		people, next, err := s.rdb.ZScan(ctx, s.k.People(), cursor, "*", 500).Result()
 		if err != nil {
 			return removed, fmt.Errorf("scanning people: %w", err)
 		}
@@ -28,14 +28,14 @@ func (s *Store) PruneActivity(ctx context.Context) (int64, error) {
 		var stale []string
 		for i := 0; i+1 < len(people); i += 2 {
 			p := people[i]
-			cmds = append(cmds, pipe.ZRemRangeByScore(ctx, s.k.activity(p), "-inf", max))
+			cmds = append(cmds, pipe.ZRemRangeByScore(ctx, s.k.Activity(p), "-inf", max))
 			if score, err := strconv.ParseFloat(people[i+1], 64); err == nil && int64(score) < cutoff {
 				stale = append(stale, p)
 			}
 		}
 		holds := make([]*redis.IntCmd, len(stale))
 		for i, p := range stale {
-			holds[i] = pipe.HLen(ctx, s.k.person(p))
+			holds[i] = pipe.HLen(ctx, s.k.Person(p))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return removed, fmt.Errorf("pruning activity: %w", err)
@@ -50,7 +50,7 @@ func (s *Store) PruneActivity(ctx context.Context) (int64, error) {
 			}
 		}
 		if len(gone) > 0 {
-			if err := s.rdb.ZRem(ctx, s.k.people(), gone...).Err(); err != nil {
+			if err := s.rdb.ZRem(ctx, s.k.People(), gone...).Err(); err != nil {
 				return removed, fmt.Errorf("forgetting people: %w", err)
 			}
 		}

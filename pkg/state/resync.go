@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // This file serves imports (pkg/bulk) and gap reconciliation
@@ -27,7 +28,7 @@ func (s *Store) KnownOpportunities(ctx context.Context, ids []string) ([]bool, e
 	for i, id := range ids {
 		args[i] = id
 	}
-	known, err := s.rdb.SMIsMember(ctx, s.k.opps(), args...).Result()
+	known, err := s.rdb.SMIsMember(ctx, s.k.Opps(), args...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading known opportunities: %w", err)
 	}
@@ -40,7 +41,7 @@ func (s *Store) StaleIDs(ctx context.Context, entity string, max int) ([]string,
 	var cursor uint64
 	seen := map[string]bool{}
 	for {
-		ids, next, err := s.rdb.SScan(ctx, s.k.stale(entity), cursor, "", int64(max)).Result()
+		ids, next, err := s.rdb.SScan(ctx, s.k.Stale(entity), cursor, "", int64(max)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("reading stale %s ids: %w", entity, err)
 		}
@@ -63,7 +64,7 @@ func (s *Store) StaleIDs(ctx context.Context, entity string, max int) ([]string,
 func (s *Store) StaleMarks(ctx context.Context, entity string, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	if ids == nil {
-		m, err := s.rdb.HGetAll(ctx, s.k.staleGaps(entity)).Result()
+		m, err := s.rdb.HGetAll(ctx, s.k.StaleGaps(entity)).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("reading stale %s markers: %w", entity, err)
 		}
@@ -72,7 +73,7 @@ func (s *Store) StaleMarks(ctx context.Context, entity string, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.k.staleGaps(entity), ids...).Result()
+	vals, err := s.rdb.HMGet(ctx, s.k.StaleGaps(entity), ids...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading stale %s markers: %w", entity, err)
 	}
@@ -121,7 +122,7 @@ func (s *Store) ClearStale(ctx context.Context, entity string, marks map[string]
 		for _, id := range chunk {
 			args = append(args, id, marks[id])
 		}
-		n, err := clearStaleScript.Run(ctx, s.rdb, []string{s.k.stale(entity), s.k.staleGaps(entity)}, args...).Int()
+		n, err := clearStaleScript.Run(ctx, s.rdb, []string{s.k.Stale(entity), s.k.StaleGaps(entity)}, args...).Int()
 		if err != nil {
 			return cleared, fmt.Errorf("clearing stale %s ids: %w", entity, err)
 		}
@@ -147,7 +148,7 @@ func (s *Store) ResyncNotices(ctx context.Context, after string, count int64) ([
 	if after != "" && after != "0" {
 		start = "(" + after
 	}
-	msgs, err := s.rdb.XRangeN(ctx, s.k.stream(StreamResync), start, "+", count).Result()
+	msgs, err := s.rdb.XRangeN(ctx, s.k.Stream(replica.StreamResync), start, "+", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading resync stream: %w", err)
 	}
@@ -174,7 +175,7 @@ func (s *Store) ResyncNotices(ctx context.Context, after string, count int64) ([
 // Progress reads the progress hash "oppsync:{org}:<name>" (e.g. "import",
 // "reconcile"); it is empty when none was saved.
 func (s *Store) Progress(ctx context.Context, name string) (map[string]string, error) {
-	m, err := s.rdb.HGetAll(ctx, s.k.prefix+name).Result()
+	m, err := s.rdb.HGetAll(ctx, s.k.Progress(name)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("reading %s progress: %w", name, err)
 	}
@@ -186,10 +187,10 @@ func (s *Store) Progress(ctx context.Context, name string) (map[string]string, e
 func (s *Store) SaveProgress(ctx context.Context, name string, fields map[string]string, reset bool) error {
 	pipe := s.rdb.TxPipeline()
 	if reset {
-		pipe.Del(ctx, s.k.prefix+name)
+		pipe.Del(ctx, s.k.Progress(name))
 	}
 	if len(fields) > 0 {
-		pipe.HSet(ctx, s.k.prefix+name, fields)
+		pipe.HSet(ctx, s.k.Progress(name), fields)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("saving %s progress: %w", name, err)
@@ -216,7 +217,7 @@ return {redis.call('HINCRBY', KEYS[1], ARGV[1], n), 1}
 // other periods are deleted. It returns the counter and whether n was
 // added. Every instance of the org shares the counter.
 func (s *Store) SpendProgress(ctx context.Context, name, prefix, period string, n, max int64) (int64, bool, error) {
-	res, err := spendScript.Run(ctx, s.rdb, []string{s.k.prefix + name}, prefix+period, n, max, prefix).Int64Slice()
+	res, err := spendScript.Run(ctx, s.rdb, []string{s.k.Progress(name)}, prefix+period, n, max, prefix).Int64Slice()
 	if err != nil {
 		return 0, false, fmt.Errorf("counting %s%s in %s progress: %w", prefix, period, name, err)
 	}
@@ -233,7 +234,7 @@ return 0
 // expect (a newer value written meanwhile stays); it reports whether it
 // deleted.
 func (s *Store) ClearProgress(ctx context.Context, name, field, expect string) (bool, error) {
-	n, err := delIfEqualScript.Run(ctx, s.rdb, []string{s.k.prefix + name}, field, expect).Int()
+	n, err := delIfEqualScript.Run(ctx, s.rdb, []string{s.k.Progress(name)}, field, expect).Int()
 	if err != nil {
 		return false, fmt.Errorf("clearing %s in %s progress: %w", field, name, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // applyScript runs one tx: it checks the partition position and the
@@ -86,7 +88,7 @@ const (
 // entries keep their order). Since the script writes all of them or none,
 // merging cannot be observed.
 type tx struct {
-	k      keys
+	k      replica.Keys
 	keys   []string
 	keyIdx map[string]int
 
@@ -111,11 +113,11 @@ type tx struct {
 	posField, posExpect, posNew string
 }
 
-func newTx(k keys, field, expect string) *tx {
+func newTx(k replica.Keys, field, expect string) *tx {
 	return &tx{
 		k:        k,
-		keys:     []string{k.positions(), k.revs()},
-		keyIdx:   map[string]int{k.positions(): 1, k.revs(): 2},
+		keys:     []string{k.Positions(), k.Revs()},
+		keyIdx:   map[string]int{k.Positions(): 1, k.Revs(): 2},
 		guarded:  map[string]bool{},
 		posField: field, posExpect: expect,
 	}
@@ -148,7 +150,7 @@ func (t *tx) guard(group string, l *loaded) {
 		t.expects = append(t.expects, expect)
 	}
 	l.badRev = "" // replaced by this call
-	t.hset(t.k.revs(), group, strconv.FormatInt(l.rev+1, 10))
+	t.hset(t.k.Revs(), group, strconv.FormatInt(l.rev+1, 10))
 }
 
 func (t *tx) hset(key string, fv ...string) {
@@ -276,8 +278,8 @@ func (t *tx) args() []any {
 	args = append(args, t.entries...)
 	if len(t.notes.keys) > 0 {
 		// Readers of the replica tail the changes stream: one entry per call.
-		entry := []any{"MAXLEN", "~", changesMaxLen, "*", "opps", strings.Join(t.notes.keys, " ")}
-		args = append(args, "XADD", t.key(t.k.stream(StreamChanges)), len(entry))
+		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " ")}
+		args = append(args, "XADD", t.key(t.k.Stream(replica.StreamChanges)), len(entry))
 		args = append(args, entry...)
 	}
 	t.rendered = args

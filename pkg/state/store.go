@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
@@ -28,8 +29,8 @@ type Config struct {
 	// Now is the wall clock (tests set it); defaults to time.Now.
 	Now func() time.Time
 	// OnCorrupt, when set, is told of each stored record that could not be
-	// read and was skipped (see Corrupt). It must not block.
-	OnCorrupt func(Corrupt)
+	// read and was skipped (see replica.Corrupt). It must not block.
+	OnCorrupt func(replica.Corrupt)
 }
 
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -62,7 +63,9 @@ func (c *Config) Validate() error {
 type Store struct {
 	cfg  Config
 	rdb  redis.UniversalClient
-	k    keys
+	r    *replica.Replica
+	k    replica.Keys
+	cur  triggers.Currency
 	tcfg *triggers.Config
 
 	expect  expectations
@@ -87,7 +90,9 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 	return &Store{
 		cfg: cfg,
 		rdb: rdb,
-		k:   newKeys(cfg.Org),
+		r:   replica.New(cfg.Org, rdb, cfg.OnCorrupt),
+		k:   replica.NewKeys(cfg.Org),
+		cur: triggers.Currency{Default: cfg.Currency, Rates: cfg.Rates},
 		tcfg: &triggers.Config{
 			Org:                  cfg.Org,
 			IgnoreFields:         ignore,
@@ -113,6 +118,9 @@ func (s *Store) Init(ctx context.Context) error {
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
+// Replica returns the reader of the store's keys.
+func (s *Store) Replica() *replica.Replica { return s.r }
+
 // Org returns the org the store serves.
 func (s *Store) Org() string { return s.cfg.Org }
 
@@ -127,7 +135,7 @@ func (s *Store) Position(ctx context.Context, topic string, partition int) (int6
 	field := posField(topic, partition)
 	// A partition (re)assigned starts a new chain of batches.
 	s.chains.swap(field, nil)
-	v, err := s.rdb.HGet(ctx, s.k.positions(), field).Result()
+	v, err := s.rdb.HGet(ctx, s.k.Positions(), field).Result()
 	if errors.Is(err, redis.Nil) {
 		s.expect.set(field, "")
 		return 0, false, nil
@@ -251,7 +259,7 @@ func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, erro
 // conflict and the rest of the batch must be recomputed.
 func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (BatchResult, bool, error) {
 	var res BatchResult
-	stored, err := s.rdb.HGet(ctx, s.k.positions(), field).Result()
+	stored, err := s.rdb.HGet(ctx, s.k.Positions(), field).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return res, false, fmt.Errorf("reading position %s: %w", field, err)
 	}

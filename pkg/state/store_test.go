@@ -18,6 +18,7 @@ import (
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // fixture is a Store on the real test Redis with its own org.
@@ -97,13 +98,20 @@ func (f *fixture) apply(evs ...*cdc.Event) BatchResult {
 // (from the person's opportunity links and the opportunities).
 func (f *fixture) totals(person string) filters.Totals {
 	f.t.Helper()
-	v, err := NewView(f.s, ViewConfig{})
+	r := f.s.Replica()
+	ids, _, err := r.PersonOpportunityIDs(context.Background(), person)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	opps, _, err := v.PersonOpportunities(context.Background(), person)
+	groups, err := r.LoadGroups(context.Background(), ids)
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	var opps []*filters.Opportunity
+	for _, id := range ids {
+		if o := filters.FromGroup(groups[id].Group, f.s.cur); !(o.Known && o.Deleted) {
+			opps = append(opps, o)
+		}
 	}
 	return filters.TotalsOf(person, opps)
 }
@@ -111,7 +119,7 @@ func (f *fixture) totals(person string) filters.Totals {
 // entries reads a stream as "field=value" maps.
 func (f *fixture) entries(name string) []map[string]string {
 	f.t.Helper()
-	msgs, err := f.rdb.XRange(context.Background(), f.s.k.stream(name), "-", "+").Result()
+	msgs, err := f.rdb.XRange(context.Background(), f.s.k.Stream(name), "-", "+").Result()
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -185,7 +193,7 @@ func TestApplyWritesStateAndTriggersTogether(t *testing.T) {
 	}
 
 	// The replica and the aggregates.
-	g, ok, err := f.s.LoadGroup(ctx, "006A")
+	g, ok, err := f.s.Replica().LoadGroup(ctx, "006A")
 	if err != nil || !ok {
 		t.Fatalf("LoadGroup: %v %v", ok, err)
 	}
@@ -196,7 +204,7 @@ func TestApplyWritesStateAndTriggersTogether(t *testing.T) {
 	if p.Count != 1 || p.Amount != 1000 || q.Count != 0 {
 		t.Fatalf("aggregates: count %v amount %v; 003Q count %v", p.Count, p.Amount, q.Count)
 	}
-	if pos := f.rdb.HGet(ctx, f.s.k.positions(), "t/0").Val(); pos != "5" {
+	if pos := f.rdb.HGet(ctx, f.s.k.Positions(), "t/0").Val(); pos != "5" {
 		t.Fatalf("position = %q, want 5", pos)
 	}
 }
@@ -246,10 +254,10 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 			t.Fatalf("run %d returned %d, want %d", i, n, want)
 		}
 	}
-	if n := f.rdb.XLen(ctx, f.s.k.trigger(cdc.TriggerAdded)).Val(); n != 1 {
+	if n := f.rdb.XLen(ctx, f.s.k.Trigger(cdc.TriggerAdded)).Val(); n != 1 {
 		t.Fatalf("%d added entries after running the script twice, want 1", n)
 	}
-	if c := f.rdb.HGet(ctx, f.s.k.person("003P"), "006A").Val(); c != "1" {
+	if c := f.rdb.HGet(ctx, f.s.k.Person("003P"), "006A").Val(); c != "1" {
 		t.Fatalf("003P holds %q roles on 006A after running the script twice, want 1", c)
 	}
 	if c := f.totals("003P").Count; c != 1 {
@@ -271,7 +279,7 @@ func TestScriptIsSafeToRunTwice(t *testing.T) {
 			t.Fatalf("unpositioned run %d returned %d, want %d", i, n, want)
 		}
 	}
-	if n := f.rdb.XLen(ctx, f.s.k.trigger(cdc.TriggerAdded)).Val(); n != 2 {
+	if n := f.rdb.XLen(ctx, f.s.k.Trigger(cdc.TriggerAdded)).Val(); n != 2 {
 		t.Fatalf("%d added entries after running the call twice, want 2", n)
 	}
 }
@@ -284,7 +292,7 @@ func TestRewindWhenRedisLostWrites(t *testing.T) {
 	}
 	f.apply(oppEv(cdc.Create, "006A", "Name", "Acme"), oppEv(cdc.Update, "006A", "Name", "B"))
 	// Redis comes back from an older snapshot: position 1.
-	f.rdb.HSet(ctx, f.s.k.positions(), "t/0", "1")
+	f.rdb.HSet(ctx, f.s.k.Positions(), "t/0", "1")
 	_, err := f.s.ApplyBatch(ctx, f.items(oppEv(cdc.Update, "006A", "Name", "C")))
 	var rw *RewindError
 	if !errors.As(err, &rw) || rw.Offset != 1 || rw.Topic != "t" {
@@ -310,15 +318,15 @@ func TestDeadLettersAndSkipsAdvanceThePosition(t *testing.T) {
 	if res.DeadLetters["decode"] != 1 || res.Resync[cdc.EntityOpportunity] != 2 {
 		t.Fatalf("result = %+v", res)
 	}
-	dlq := f.entries(StreamDLQ)
+	dlq := f.entries(replica.StreamDLQ)
 	if len(dlq) != 1 || dlq[0]["reason"] != "malformed_avro" || dlq[0]["value"] != "AQID" || dlq[0]["stage"] != "decode" || dlq[0]["key"] != "aw==" || dlq[0]["offset"] != "0" {
 		t.Fatalf("dlq = %v", dlq)
 	}
-	rs := f.entries(StreamResync)
+	rs := f.entries(replica.StreamResync)
 	if len(rs) != 2 || rs[1]["record_ids"] != `["006Z"]` || rs[1]["change_type"] != "GAP_UPDATE" {
 		t.Fatalf("resync = %v", rs)
 	}
-	if pos := f.rdb.HGet(ctx, f.s.k.positions(), "t/0").Val(); pos != "5" {
+	if pos := f.rdb.HGet(ctx, f.s.k.Positions(), "t/0").Val(); pos != "5" {
 		t.Fatalf("position = %q, want 5", pos)
 	}
 	st, err := f.s.Stats(ctx)
@@ -386,10 +394,10 @@ func TestConcurrentPartitionsOnOneGroup(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := f.rdb.XLen(ctx, f.s.k.trigger(cdc.TriggerAdded)).Val(); got != 2*n {
+	if got := f.rdb.XLen(ctx, f.s.k.Trigger(cdc.TriggerAdded)).Val(); got != 2*n {
 		t.Fatalf("%d added entries, want %d", got, 2*n)
 	}
-	g, _, _ := f.s.LoadGroup(ctx, "006A")
+	g, _, _ := f.s.Replica().LoadGroup(ctx, "006A")
 	if len(g.Roles) != 2*n {
 		t.Fatalf("%d roles, want %d", len(g.Roles), 2*n)
 	}
@@ -431,7 +439,7 @@ func TestPruneActivity(t *testing.T) {
 		ocrEv(cdc.Create, "00KB", "OpportunityId", "006A", "ContactId", "003Q"),
 		ocrEv(cdc.Delete, "00KB"),
 	)
-	if n := f.rdb.ZCard(ctx, f.s.k.activity("003Q")).Val(); n != 2 {
+	if n := f.rdb.ZCard(ctx, f.s.k.Activity("003Q")).Val(); n != 2 {
 		t.Fatalf("003Q activity = %d entries, want 2", n)
 	}
 	// Two hours later everything is older than the retention.
@@ -440,7 +448,7 @@ func TestPruneActivity(t *testing.T) {
 	if err != nil || removed != 3 {
 		t.Fatalf("PruneActivity removed %d, %v; want 3", removed, err)
 	}
-	people := f.rdb.ZRange(ctx, f.s.k.people(), 0, -1).Val()
+	people := f.rdb.ZRange(ctx, f.s.k.People(), 0, -1).Val()
 	if len(people) != 1 || people[0] != "003P" {
 		t.Fatalf("people after pruning = %v, want only 003P (who still holds a role)", people)
 	}
@@ -491,7 +499,7 @@ func TestSplitMessageIsNotLostOnConflict(t *testing.T) {
 			testHookBuild = func(Item) {
 				if !moved { // another writer changes the first group, once
 					moved = true
-					f.rdb.HIncrBy(ctx, f.s.k.revs(), tc.ids[0], 1)
+					f.rdb.HIncrBy(ctx, f.s.k.Revs(), tc.ids[0], 1)
 				}
 			}
 			defer func() { testHookBuild = nil }()
@@ -499,7 +507,7 @@ func TestSplitMessageIsNotLostOnConflict(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range tc.ids {
-				g, _, err := f.s.LoadGroup(ctx, id)
+				g, _, err := f.s.Replica().LoadGroup(ctx, id)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -19,7 +19,7 @@ import (
 // written once. It returns the number of entries written.
 func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	now := s.cfg.Now()
-	members, err := s.rdb.ZRangeByScore(ctx, s.k.pending(), &redis.ZRangeBy{
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.Pending(), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
 	}).Result()
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 				if strings.HasPrefix(m, id+"|") {
 					rid := strings.TrimPrefix(m, id+"|")
 					if r, ok := l.g.Roles[rid]; !ok || !r.Pending {
-						t.zrem(s.k.pending(), m)
+						t.zrem(s.k.Pending(), m)
 						stale = true
 					}
 				}
@@ -138,9 +138,9 @@ type Stats struct {
 // Stats reads the current gauges.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	pipe := s.rdb.Pipeline()
-	p := pipe.ZCard(ctx, s.k.pending())
-	so := pipe.SCard(ctx, s.k.stale("Opportunity"))
-	sr := pipe.SCard(ctx, s.k.stale("OpportunityContactRole"))
+	p := pipe.ZCard(ctx, s.k.Pending())
+	so := pipe.SCard(ctx, s.k.Stale("Opportunity"))
+	sr := pipe.SCard(ctx, s.k.Stale("OpportunityContactRole"))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("reading stats: %w", err)
 	}

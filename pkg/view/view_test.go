@@ -1,4 +1,4 @@
-package state
+package view
 
 import (
 	"context"
@@ -15,13 +15,16 @@ import (
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/replica"
+	"github.com/oppsync/oppsync/pkg/state"
 )
 
 // viewFixture is a Store on the test Redis with its own org, fed with
 // hand-made events, and a View of it.
 type viewFixture struct {
 	t     *testing.T
-	s     *Store
+	s     *state.Store
+	k     replica.Keys
 	v     *View
 	rdb   *redis.Client
 	off   int64
@@ -29,18 +32,24 @@ type viewFixture struct {
 	clock time.Time
 }
 
-func newViewFixture(t *testing.T) *viewFixture {
+// newViewFixture builds the fixture; onCorrupt (optional) sees the
+// records the store and the view skip.
+func newViewFixture(t *testing.T, onCorrupt ...func(replica.Corrupt)) *viewFixture {
 	rdb := testenv.NewRedis(t)
 	f := &viewFixture{t: t, rdb: rdb, ts: 1_790_000_000_000, clock: time.UnixMilli(1_790_000_000_000)}
-	s, err := New(Config{Org: testenv.UniqueName(t, "view"), Now: func() time.Time { return f.clock }}, rdb)
+	cfg := state.Config{Org: testenv.UniqueName(t, "view"), Now: func() time.Time { return f.clock }}
+	if len(onCorrupt) > 0 {
+		cfg.OnCorrupt = onCorrupt[0]
+	}
+	s, err := state.New(cfg, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f.s = s
-	f.v, err = NewView(s, ViewConfig{Block: 20 * time.Millisecond, PeopleRefresh: time.Millisecond})
+	f.s, f.k = s, replica.NewKeys(s.Org())
+	f.v, err = New(s.Replica(), Config{Now: func() time.Time { return f.clock }, Block: 20 * time.Millisecond, PeopleRefresh: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +75,9 @@ func (f *viewFixture) role(ct cdc.ChangeType, id string, kv ...any) *cdc.Event {
 
 func (f *viewFixture) apply(evs ...*cdc.Event) {
 	f.t.Helper()
-	var items []Item
+	var items []state.Item
 	for _, e := range evs {
-		items = append(items, Item{Msg: &cdc.Message{Topic: "t", Offset: f.off}, Event: e})
+		items = append(items, state.Item{Msg: &cdc.Message{Topic: "t", Offset: f.off}, Event: e})
 		f.off++
 	}
 	if _, err := f.s.ApplyBatch(context.Background(), items); err != nil {
@@ -191,7 +200,7 @@ func TestViewReloadsWhenTrimmed(t *testing.T) {
 	// The view falls behind: changes are written and trimmed before it reads.
 	f.apply(f.role(cdc.Create, "00KB", "OpportunityId", "006A", "ContactId", "003B"))
 	f.apply(f.opp(cdc.Create, "006C", "Amount", 7000), f.role(cdc.Create, "00KC", "OpportunityId", "006C", "ContactId", "003C"))
-	if err := f.rdb.XTrimMaxLen(ctx, f.s.k.stream(StreamChanges), 1).Err(); err != nil {
+	if err := f.rdb.XTrimMaxLen(ctx, f.k.Stream(replica.StreamChanges), 1).Err(); err != nil {
 		t.Fatal(err)
 	}
 	lost, err := f.v.follow(ctx)

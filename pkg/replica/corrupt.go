@@ -1,9 +1,9 @@
-package state
+package replica
 
 // Stored data that does not parse (written by hand, by an older version,
 // or through a key that an unchecked id made collide with another) must
 // not stop the writer, the view or the API: a record that cannot be read
-// is skipped, as if absent, reported through Config.OnCorrupt, and the
+// is skipped, as if absent, reported to the OnCorrupt function given to New, and the
 // rest is read as usual. A skipped opportunity field or contact role is
 // overwritten by the next change that writes it.
 
@@ -24,8 +24,8 @@ type Corrupt struct {
 	Name          string // the hash field or role member, "opportunity" or "roles" for a key
 }
 
-func (s *Store) corrupt(kind, oppID, name string) {
-	if s.cfg.OnCorrupt != nil {
-		s.cfg.OnCorrupt(Corrupt{Kind: kind, OpportunityID: oppID, Name: name})
+func (r *Replica) corrupt(kind, oppID, name string) {
+	if r.onCorrupt != nil {
+		r.onCorrupt(Corrupt{Kind: kind, OpportunityID: oppID, Name: name})
 	}
 }

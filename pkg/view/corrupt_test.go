@@ -1,11 +1,13 @@
-package state
+package view
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // Corrupt data in Redis, as an unchecked id ("<id>:roles" writes an
@@ -13,15 +15,14 @@ import (
 // must neither stop the view (loading or following), nor fail the record
 // reads, nor stop the writer: the bad record is skipped and reported.
 func TestCorruptRecordsAreSkipped(t *testing.T) {
-	f := newViewFixture(t)
-	ctx := context.Background()
 	var mu sync.Mutex
 	seen := map[string]int{}
-	f.s.cfg.OnCorrupt = func(c Corrupt) {
+	f := newViewFixture(t, func(c replica.Corrupt) {
 		mu.Lock()
 		seen[c.Kind]++
 		mu.Unlock()
-	}
+	})
+	ctx := context.Background()
 	reported := func(kind string) int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -37,11 +38,11 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	)
 	// Hand-made damage: a field without a version, a role that is not JSON,
 	// a revision that is not a number, and a key of another type.
-	f.rdb.HSet(ctx, f.s.k.opp("006B"), "f:StageName", "garbage")
-	f.rdb.HSet(ctx, f.s.k.roles("006B"), "00KX", "{not json")
-	f.rdb.HSet(ctx, f.s.k.revs(), "006B", "NaN")
-	f.rdb.SAdd(ctx, f.s.k.opps(), "006Z")
-	f.rdb.Set(ctx, f.s.k.roles("006Z"), "a string", 0)
+	f.rdb.HSet(ctx, f.k.Opp("006B"), "f:StageName", "garbage")
+	f.rdb.HSet(ctx, f.k.Roles("006B"), "00KX", "{not json")
+	f.rdb.HSet(ctx, f.k.Revs(), "006B", "NaN")
+	f.rdb.SAdd(ctx, f.k.Opps(), "006Z")
+	f.rdb.Set(ctx, f.k.Roles("006Z"), "a string", 0)
 
 	// Record reads answer, without the bad records.
 	o, ok, err := f.v.Opportunity(ctx, "006A")
@@ -59,7 +60,7 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	// A fresh view loads and serves the good records.
 	f.run()
 	f.expect(qHas, "003A,003B")
-	for _, kind := range []string{CorruptField, CorruptRole, CorruptRevision, CorruptKey} {
+	for _, kind := range []string{replica.CorruptField, replica.CorruptRole, replica.CorruptRevision, replica.CorruptKey} {
 		if reported(kind) == 0 {
 			t.Errorf("no %s reported", kind)
 		}
@@ -77,7 +78,35 @@ func TestCorruptRecordsAreSkipped(t *testing.T) {
 	if err != nil || o.Fields["StageName"].Str != "Prospecting" {
 		t.Fatalf("Opportunity(006B) = %+v, %v: the change did not overwrite the bad field", o, err)
 	}
-	if rev := f.rdb.HGet(ctx, f.s.k.revs(), "006B").Val(); rev != "2" {
+	if rev := f.rdb.HGet(ctx, f.k.Revs(), "006B").Val(); rev != "2" {
 		t.Fatalf("revision of 006B = %q, want 2 (the bad one replaced by two changes)", rev)
+	}
+}
+
+// TestQueriesNeverReadAnotherKey: an id from a URL that could not have been
+// stored is "never seen" (404), not another record's key read as this one
+// ("<id>:roles" used to answer 500).
+func TestQueriesNeverReadAnotherKey(t *testing.T) {
+	f := newViewFixture(t)
+	ctx := context.Background()
+	f.apply(
+		f.opp(cdc.Create, "006A", "Name", "Acme"),
+		f.role(cdc.Create, "00KA", "OpportunityId", "006A", "ContactId", "003P"),
+	)
+	v := f.v
+	if _, ok, err := v.Opportunity(ctx, "006A"); !ok || err != nil {
+		t.Fatalf("Opportunity(006A) = %v, %v", ok, err)
+	}
+	for _, id := range []string{"006A:roles", "006A}", "006*", "006A\r\n", strings.Repeat("0", 100_000)} {
+		if _, ok, err := v.Opportunity(ctx, id); ok || err != nil {
+			t.Errorf("Opportunity(%s) = %v, %v; want not found", cdc.QuoteInput(id), ok, err)
+		}
+	}
+	// "003P" has the activity key "activity:003P"; "003P:x" must not reach it.
+	if _, ok, err := v.PersonOpportunities(ctx, "003P"); !ok || err != nil {
+		t.Fatalf("PersonOpportunities(003P) = %v, %v", ok, err)
+	}
+	if _, ok, err := v.PersonOpportunities(ctx, "003P:x"); ok || err != nil {
+		t.Errorf("PersonOpportunities(003P:x) = %v, %v; want not found", ok, err)
 	}
 }

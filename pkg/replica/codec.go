@@ -1,4 +1,4 @@
-package state
+package replica
 
 import (
 	"encoding/json"
@@ -10,14 +10,14 @@ import (
 )
 
 // Opportunity hash fields: "_..." metadata and "f:<Field>" holding the
-// version that last wrote the field and its value (encodeField); a null
+// version that last wrote the field and its value (EncodeField); a null
 // value keeps its version, so an older change cannot bring it back.
 const (
-	hKnown   = "_known"
-	hDeleted = "_deleted"
-	hStale   = "_stale"
-	hVersion = "_ver"
-	hLife    = "_life"
+	HKnown   = "_known"
+	HDeleted = "_deleted"
+	HStale   = "_stale"
+	HVersion = "_ver"
+	HLife    = "_life"
 )
 
 var kindCodes = map[cdc.Kind]byte{
@@ -30,23 +30,23 @@ var codeKinds = map[byte]cdc.Kind{
 	'd': cdc.KindDate, 't': cdc.KindDateTime,
 }
 
-// encodeValue stores a value as its kind code followed by its JSON text, so
+// EncodeValue stores a value as its kind code followed by its JSON text, so
 // that dates survive the round trip.
-func encodeValue(v cdc.Value) string {
+func EncodeValue(v cdc.Value) string {
 	return string(kindCodes[v.Kind]) + v.JSON()
 }
 
-// encodeField stores a field's version and value as "<version>|<value>",
+// EncodeField stores a field's version and value as "<version>|<value>",
 // the value empty for null.
-func encodeField(v cdc.Version, val cdc.Value) string {
+func EncodeField(v cdc.Version, val cdc.Value) string {
 	if val.IsNull() {
 		return v.String() + "|"
 	}
-	return v.String() + "|" + encodeValue(val)
+	return v.String() + "|" + EncodeValue(val)
 }
 
-// decodeField reverses encodeField.
-func decodeField(s string) (cdc.Version, cdc.Value, error) {
+// DecodeField reverses EncodeField.
+func DecodeField(s string) (cdc.Version, cdc.Value, error) {
 	ver, val, ok := strings.Cut(s, "|")
 	if !ok {
 		return cdc.Version{}, cdc.Null, fmt.Errorf("stored field %q has no version", s)
@@ -58,11 +58,11 @@ func decodeField(s string) (cdc.Version, cdc.Value, error) {
 	if val == "" {
 		return v, cdc.Null, nil
 	}
-	value, err := decodeValue(val)
+	value, err := DecodeValue(val)
 	return v, value, err
 }
 
-func decodeValue(s string) (cdc.Value, error) {
+func DecodeValue(s string) (cdc.Value, error) {
 	if len(s) < 2 {
 		return cdc.Null, fmt.Errorf("stored value %q is too short", s)
 	}
@@ -73,37 +73,37 @@ func decodeValue(s string) (cdc.Value, error) {
 	return cdc.ParseJSON(s[1:], kind)
 }
 
-func flag(b bool) string {
+func Flag(b bool) string {
 	if b {
 		return "1"
 	}
 	return "0"
 }
 
-// decodeOpp fills o from the fields of an opportunity hash. It skips the
+// DecodeOpp fills o from the fields of an opportunity hash. It skips the
 // hash fields it cannot read (corrupt data) and returns their names.
-func decodeOpp(o *triggers.Opportunity, h map[string]string) (bad []string) {
+func DecodeOpp(o *triggers.Opportunity, h map[string]string) (bad []string) {
 	for k, v := range h {
 		var err error
 		switch {
 		case strings.HasPrefix(k, "f:"):
 			var ver cdc.Version
 			var val cdc.Value
-			if ver, val, err = decodeField(v); err == nil {
+			if ver, val, err = DecodeField(v); err == nil {
 				o.FieldVersions[k[2:]] = ver
 				if !val.IsNull() {
 					o.Fields[k[2:]] = val
 				}
 			}
-		case k == hKnown:
+		case k == HKnown:
 			o.Known = v == "1"
-		case k == hDeleted:
+		case k == HDeleted:
 			o.Deleted = v == "1"
-		case k == hStale:
+		case k == HStale:
 			o.Stale = v == "1"
-		case k == hVersion:
+		case k == HVersion:
 			o.Version, err = cdc.ParseVersion(v)
-		case k == hLife:
+		case k == HLife:
 			o.Life, err = cdc.ParseVersion(v)
 		}
 		if err != nil {
@@ -138,7 +138,7 @@ type storedSource struct {
 	ChangeOrigin   string `json:"co,omitempty"`
 }
 
-func encodeRole(r *triggers.Role) string {
+func EncodeRole(r *triggers.Role) string {
 	s := storedRole{
 		Opp: r.OpportunityID, Contact: r.ContactID, Role: r.Role, IsPrimary: r.IsPrimary,
 		Deleted: r.Deleted, Stale: r.Stale, Version: r.Version.String(),
@@ -155,7 +155,7 @@ func encodeRole(r *triggers.Role) string {
 	return string(b)
 }
 
-func decodeRole(id, text string) (*triggers.Role, error) {
+func DecodeRole(id, text string) (*triggers.Role, error) {
 	var s storedRole
 	if err := json.Unmarshal([]byte(text), &s); err != nil {
 		return nil, fmt.Errorf("contact role %s: %w", id, err)

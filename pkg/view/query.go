@@ -1,17 +1,10 @@
-package state
+package view
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
@@ -38,7 +31,7 @@ func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, e
 	if after != "" {
 		start = sort.Search(len(ids), func(i int) bool { return ids[i].id > after })
 	}
-	cutoff := v.s.cfg.Now().Add(-v.s.cfg.ActivityRetention).UnixMilli()
+	cutoff := v.cfg.Now().Add(-v.cfg.ActivityRetention).UnixMilli()
 	since, until, needActivity := q.ActivityWindow()
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	bufs := make([]evalBuf, workers)
@@ -88,59 +81,24 @@ func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, e
 }
 
 // readActivity fills the people's activity within [since, until] (ms).
-func (s *Store) readActivity(ctx context.Context, people []filters.Person, since, until int64) error {
-	if len(people) == 0 {
-		return nil
-	}
-	lo, hi := "-inf", "+inf"
-	if since > -1<<62 {
-		lo = strconv.FormatInt(since, 10)
-	}
-	if until < 1<<62 {
-		hi = strconv.FormatInt(until, 10)
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(people))
+func (v *View) readActivity(ctx context.Context, people []filters.Person, since, until int64) error {
+	ids := make([]string, len(people))
 	for i := range people {
-		cmds[i] = pipe.ZRangeByScore(ctx, s.k.activity(people[i].ID), &redis.ZRangeBy{Min: lo, Max: hi})
+		ids[i] = people[i].ID
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reading activity: %w", err)
+	acts, err := v.r.ReadActivity(ctx, ids, since, until)
+	if err != nil {
+		return err
 	}
 	for i := range people {
-		entries := cmds[i].Val()
-		acts := make([]filters.Activity, 0, len(entries))
-		for _, e := range entries {
-			a, err := decodeActivity(e)
-			if err != nil {
-				continue // an entry this version cannot read matches nothing
-			}
-			acts = append(acts, a)
+		out := make([]filters.Activity, len(acts[i]))
+		for j, a := range acts[i] {
+			out[j] = filters.Activity{Kind: a.Kind, OpportunityID: a.Opp, RoleID: a.RoleID, Role: a.Role,
+				IsPrimary: a.IsPrimary, Field: a.Field, At: a.At, Old: a.Old, New: a.New}
 		}
-		people[i].Activity = acts
+		people[i].Activity = out
 	}
 	return nil
-}
-
-func decodeActivity(text string) (filters.Activity, error) {
-	var a activity
-	if err := json.Unmarshal([]byte(text), &a); err != nil {
-		return filters.Activity{}, fmt.Errorf("activity entry: %w", err)
-	}
-	out := filters.Activity{Kind: a.Kind, OpportunityID: a.Opp, RoleID: a.RoleID, Role: a.Role,
-		IsPrimary: a.IsPrimary, Field: a.Field, At: a.At}
-	var err error
-	if len(a.Old) > 0 {
-		if out.Old, err = cdc.ParseJSON(string(a.Old), cdc.KindString); err != nil {
-			return out, err
-		}
-	}
-	if len(a.New) > 0 {
-		if out.New, err = cdc.ParseJSON(string(a.New), cdc.KindString); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
 }
 
 var kindByName = map[string]cdc.Kind{
@@ -153,37 +111,21 @@ var kindByName = map[string]cdc.Kind{
 func (v *View) Catalog(ctx context.Context) (*filters.Catalog, error) {
 	v.catMu.Lock()
 	defer v.catMu.Unlock()
-	now := v.s.cfg.Now()
+	now := v.cfg.Now()
 	if v.cat != nil && now.Sub(v.catAt) < v.cfg.CatalogTTL && now.Sub(v.catAt) >= 0 {
 		return v.cat, nil
 	}
-	cat, err := v.s.Catalog(ctx)
+	fields, err := v.r.Catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
+	list := make([]filters.Field, len(fields))
+	for i, f := range fields {
+		list[i] = filters.Field{Entity: f.Entity, Name: f.Name, Kind: kindByName[f.Type], SalesforceType: f.SalesforceType}
+	}
+	cat := filters.NewCatalog(list)
 	v.cat, v.catAt = cat, now
 	return cat, nil
-}
-
-// Catalog reads the constraint catalog from Redis.
-func (s *Store) Catalog(ctx context.Context) (*filters.Catalog, error) {
-	h, err := s.rdb.HGetAll(ctx, s.k.catalog()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("reading the field catalog: %w", err)
-	}
-	fields := make([]filters.Field, 0, len(h))
-	for name, text := range h {
-		entity, field, ok := strings.Cut(name, ".")
-		if !ok {
-			continue
-		}
-		var e catalogEntry
-		if json.Unmarshal([]byte(text), &e) != nil {
-			continue
-		}
-		fields = append(fields, filters.Field{Entity: entity, Name: field, Kind: kindByName[e.Type], SalesforceType: e.SalesforceType})
-	}
-	return filters.NewCatalog(fields), nil
 }
 
 // Opportunity reads one opportunity from Redis; ok is false when the id was
@@ -192,11 +134,11 @@ func (v *View) Opportunity(ctx context.Context, id string) (*filters.Opportunity
 	if !cdc.KeySafeID(id) { // never stored, and "<id>:roles" would read another key
 		return nil, false, nil
 	}
-	g, ok, err := v.s.LoadGroup(ctx, id)
+	g, ok, err := v.r.LoadGroup(ctx, id)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	return v.s.filterOpp(g), true, nil
+	return filters.FromGroup(g, v.cfg.Currency), true, nil
 }
 
 // PersonOpportunities reads, from Redis, the opportunities a person holds a
@@ -206,24 +148,18 @@ func (v *View) PersonOpportunities(ctx context.Context, personID string) ([]*fil
 	if !cdc.KeySafeID(personID) {
 		return nil, false, nil
 	}
-	pipe := v.s.rdb.Pipeline()
-	links := pipe.HKeys(ctx, v.s.k.person(personID))
-	score := pipe.ZScore(ctx, v.s.k.people(), personID)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, fmt.Errorf("reading person: %w", err)
-	}
-	ids := links.Val()
-	if len(ids) == 0 && errors.Is(score.Err(), redis.Nil) {
-		return nil, false, nil
+	ids, seen, err := v.r.PersonOpportunityIDs(ctx, personID)
+	if err != nil || !seen {
+		return nil, false, err
 	}
 	sort.Strings(ids)
-	groups, err := v.s.loadGroups(ctx, ids)
+	groups, err := v.r.LoadGroups(ctx, ids)
 	if err != nil {
 		return nil, false, err
 	}
 	out := make([]*filters.Opportunity, 0, len(ids))
 	for _, id := range ids {
-		o := v.s.filterOpp(groups[id].g)
+		o := filters.FromGroup(groups[id].Group, v.cfg.Currency)
 		if (o.Known && o.Deleted) || len(filters.PersonRoles(o, personID)) == 0 {
 			continue
 		}
@@ -267,7 +203,7 @@ func (e *evaluation) chunk(ctx context.Context, chunk []*personEntry, b *evalBuf
 	}
 	e.v.mu.RUnlock()
 	if e.activity {
-		if err := e.v.s.readActivity(ctx, b.batch, e.since, e.until); err != nil {
+		if err := e.v.readActivity(ctx, b.batch, e.since, e.until); err != nil {
 			return out, err
 		}
 	}

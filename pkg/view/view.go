@@ -1,21 +1,16 @@
-package state
+package view
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/oppsync/oppsync/pkg/backoff"
-	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/triggers"
 )
 
@@ -29,8 +24,15 @@ func (notReady) Error() string { return "the in-memory view is still loading" }
 // Unavailable marks the error as "try again later" for the API.
 func (notReady) Unavailable() bool { return true }
 
-// ViewConfig tunes a View. Zero values take the defaults in brackets.
-type ViewConfig struct {
+// Config tunes a View. Zero values take the defaults in brackets.
+type Config struct {
+	// Currency converts amounts as the write path's snapshots do.
+	Currency triggers.Currency
+	// ActivityRetention bounds the people a query considers: those with
+	// activity within it [8760h].
+	ActivityRetention time.Duration
+	// Now is the wall clock [time.Now].
+	Now func() time.Time
 	// Block is how long one XREAD of the changes stream waits [1s].
 	Block time.Duration
 	// Batch is how many changes one XREAD returns at most [1000].
@@ -54,7 +56,13 @@ type ViewConfig struct {
 	OnLoad func()
 }
 
-func (c *ViewConfig) defaults() {
+func (c *Config) defaults() {
+	if c.ActivityRetention <= 0 {
+		c.ActivityRetention = 8760 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Block <= 0 {
 		c.Block = time.Second
 	}
@@ -83,8 +91,8 @@ func (c *ViewConfig) defaults() {
 // Invariant: every opportunity in the view is immutable once published; an
 // update replaces it, so readers never see a half-applied group.
 type View struct {
-	s   *Store
-	cfg ViewConfig
+	r   *replica.Replica
+	cfg Config
 
 	mu      sync.RWMutex
 	opps    map[string]*filters.Opportunity
@@ -133,13 +141,13 @@ func (v *View) setLast(e *personEntry, last int64) {
 	e.last = last
 }
 
-// NewView returns a View of the store's org. Call Run to load and follow it.
-func NewView(s *Store, cfg ViewConfig) (*View, error) {
-	if s == nil {
-		return nil, errors.New("state: NewView needs a Store")
+// New returns a View of the replica's org. Call Run to load and follow it.
+func New(r *replica.Replica, cfg Config) (*View, error) {
+	if r == nil {
+		return nil, errors.New("view: New needs a replica")
 	}
 	cfg.defaults()
-	return &View{s: s, cfg: cfg}, nil
+	return &View{r: r, cfg: cfg}, nil
 }
 
 // Ready returns nil once the first load completed.
@@ -213,38 +221,23 @@ func (v *View) Run(ctx context.Context) error {
 // in. The stream position is taken first, so changes made during the load
 // are applied again afterwards (applying a group twice is harmless).
 func (v *View) load(ctx context.Context) error {
-	k := v.s.k
-	last := "0-0"
-	msgs, err := v.s.rdb.XRevRangeN(ctx, k.stream(StreamChanges), "+", "-", 1).Result()
+	last, err := v.r.ChangesEnd(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the changes stream: %w", err)
+		return err
 	}
-	if len(msgs) == 1 {
-		last = msgs[0].ID
+	list, err := v.r.GroupIDs(ctx)
+	if err != nil {
+		return err
 	}
-	pipe := v.s.rdb.Pipeline()
-	known := pipe.SMembers(ctx, k.opps())
-	roleOwners := pipe.HVals(ctx, k.roleOpp())
-	people := pipe.ZRangeWithScores(ctx, k.people(), 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("listing opportunities: %w", err)
-	}
-	ids := map[string]bool{}
-	for _, id := range known.Val() {
-		ids[id] = true
-	}
-	for _, id := range roleOwners.Val() {
-		ids[id] = true
-	}
-	list := make([]string, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
+	people, err := v.r.People(ctx)
+	if err != nil {
+		return err
 	}
 	opps := make(map[string]*filters.Opportunity, len(list))
 	if err := v.readGroups(ctx, list, func(o *filters.Opportunity, _ []string) { opps[o.ID] = o }); err != nil {
 		return err
 	}
-	persons := make(map[string]*personEntry, len(people.Val()))
+	persons := make(map[string]*personEntry, len(people))
 	get := func(p string) *personEntry {
 		e := persons[p]
 		if e == nil {
@@ -266,12 +259,10 @@ func (v *View) load(ctx context.Context) error {
 		e.totals = filters.TotalsOf(e.id, e.opps)
 	}
 	inIndex := 0
-	for _, z := range people.Val() {
-		if m, ok := z.Member.(string); ok && z.Score > 0 {
-			if e := get(m); e.last == 0 {
-				inIndex++
-				e.last = int64(z.Score)
-			}
+	for _, p := range people {
+		if e := get(p.ID); e.last == 0 {
+			inIndex++
+			e.last = p.Last
 		}
 	}
 	v.mu.Lock()
@@ -284,18 +275,14 @@ func (v *View) load(ctx context.Context) error {
 
 // refreshPeople re-reads the whole people index.
 func (v *View) refreshPeople(ctx context.Context) error {
-	people, err := v.s.rdb.ZRangeWithScores(ctx, v.s.k.people(), 0, -1).Result()
+	people, err := v.r.People(ctx)
 	if err != nil {
-		return fmt.Errorf("reading people: %w", err)
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, z := range people {
-		m, ok := z.Member.(string)
-		if !ok {
-			continue
-		}
-		v.setLast(v.entry(m), int64(z.Score))
+	for _, p := range people {
+		v.setLast(v.entry(p.ID), p.Last)
 	}
 	return nil
 }
@@ -306,23 +293,23 @@ func (v *View) refreshPeople(ctx context.Context) error {
 func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.Opportunity, named []string)) error {
 	for i := 0; i < len(ids); i += v.cfg.Chunk {
 		chunk := ids[i:min(i+v.cfg.Chunk, len(ids))]
-		groups, err := v.s.loadGroups(ctx, chunk)
+		groups, err := v.r.LoadGroups(ctx, chunk)
 		if err != nil {
 			return err
 		}
 		for _, id := range chunk {
 			l := groups[id]
-			if l.rev == 0 && l.badRev == "" && len(l.g.Roles) == 0 {
+			if !l.Written() && len(l.Group.Roles) == 0 {
 				fn(&filters.Opportunity{ID: id}, nil) // gone (never seen): an empty placeholder
 				continue
 			}
 			var named []string
-			for _, r := range l.g.SortedRoles() {
+			for _, r := range l.Group.SortedRoles() {
 				if r.ContactID != "" {
 					named = append(named, r.ContactID)
 				}
 			}
-			o := v.s.filterOpp(l.g)
+			o := filters.FromGroup(l.Group, v.cfg.Currency)
 			o.Compact()
 			fn(o, named)
 		}
@@ -359,76 +346,17 @@ func contacts(o *filters.Opportunity) []string {
 	return out
 }
 
-// filterOpp converts a group into the filters' form: fields as served
-// (converted amounts, derived ExpectedRevenue) and the live roles.
-func (s *Store) filterOpp(g *triggers.Group) *filters.Opportunity {
-	o := &filters.Opportunity{ID: g.Opp.ID, Known: g.Opp.Known, Deleted: g.Opp.Deleted, Stale: g.Opp.Stale}
-	if g.Opp.Known {
-		snap := s.Snapshot(&g.Opp)
-		o.Fields = make(map[string]cdc.Value, len(snap))
-		for k, val := range snap {
-			o.Fields[filters.Intern(k)] = val
-		}
-	} else {
-		o.Fields = map[string]cdc.Value{}
-	}
-	for _, r := range g.SortedRoles() {
-		if r.Deleted || r.ContactID == "" {
-			continue
-		}
-		o.Roles = append(o.Roles, filters.Role{
-			ID: r.ID, ContactID: r.ContactID, Role: r.Role, IsPrimary: r.IsPrimaryFor(&g.Opp), Pending: r.Pending,
-		})
-	}
-	return o
-}
-
 // follow reads one batch of the changes stream and applies it. lost is true
 // when the stream was trimmed past the view's position.
 func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	v.mu.RLock()
 	last := v.lastID
 	v.mu.RUnlock()
-	key := v.s.k.stream(StreamChanges)
-	res, err := v.s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: v.cfg.Batch, Block: v.cfg.Block}).Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
+	ch, err := v.r.ReadChanges(ctx, last, v.cfg.Batch, v.cfg.Block)
+	if err != nil || ch.Lost || ch.Last == "" {
+		return ch.Lost, err
 	}
-	if err != nil {
-		return false, fmt.Errorf("reading the changes stream: %w", err)
-	}
-	if last != "0-0" {
-		head, err := v.s.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
-		if err != nil {
-			return false, fmt.Errorf("reading the changes stream: %w", err)
-		}
-		if len(head) == 1 && streamIDLess(last, head[0].ID) {
-			return true, nil
-		}
-	}
-	var msgs []redis.XMessage
-	for _, s := range res {
-		msgs = append(msgs, s.Messages...)
-	}
-	if len(msgs) == 0 {
-		return false, nil
-	}
-	seen := map[string]bool{}
-	var ids []string
-	for _, m := range msgs {
-		// "opps" lists the groups of one script call; "opp" (one group) is
-		// what earlier versions wrote.
-		list, _ := m.Values["opps"].(string)
-		if one, ok := m.Values["opp"].(string); ok {
-			list = one
-		}
-		for _, id := range strings.Fields(list) {
-			if !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
-			}
-		}
-	}
+	ids := ch.Groups
 	fresh := make([]*filters.Opportunity, 0, len(ids))
 	affected := map[string]bool{}
 	if err := v.readGroups(ctx, ids, func(o *filters.Opportunity, named []string) {
@@ -455,27 +383,13 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	for p := range affected {
 		who = append(who, p)
 	}
-	scores := make([]float64, len(who))
-	present := make([]bool, len(who))
-	for i := 0; i < len(who); i += 1000 {
-		chunk := who[i:min(i+1000, len(who))]
-		vals, err := v.s.rdb.ZMScore(ctx, v.s.k.people(), chunk...).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("reading people: %w", err)
-		}
-		for j := range chunk {
-			if j < len(vals) {
-				scores[i+j] = vals[j]
-			}
-		}
-	}
-	// ZMSCORE reports missing members as 0; a real score is a commit time.
-	for i := range who {
-		present[i] = scores[i] > 0
-	}
-	indexed, err := v.s.rdb.ZCard(ctx, v.s.k.people()).Result()
+	lasts, err := v.r.LastActivity(ctx, who)
 	if err != nil {
-		return false, fmt.Errorf("reading people: %w", err)
+		return false, err
+	}
+	indexed, err := v.r.PeopleCount(ctx)
+	if err != nil {
+		return false, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -491,15 +405,14 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		}
 	}
 	for i, p := range who {
-		if !present[i] {
-			continue
+		if lasts[i] > 0 {
+			v.setLast(v.entry(p), lasts[i])
 		}
-		v.setLast(v.entry(p), int64(scores[i]))
 	}
 	if int(indexed) > v.known {
 		v.peopleDue = true
 	}
-	v.lastID = msgs[len(msgs)-1].ID
+	v.lastID = ch.Last
 	return false, nil
 }
 
@@ -542,23 +455,6 @@ func (v *View) relink(p string, old, o *filters.Opportunity) {
 	}
 	e.opps = next
 	e.totals = filters.TotalsOf(p, next)
-}
-
-// streamIDLess compares two stream ids "ms-seq".
-func streamIDLess(a, b string) bool {
-	am, as := splitID(a)
-	bm, bs := splitID(b)
-	if am != bm {
-		return am < bm
-	}
-	return as < bs
-}
-
-func splitID(id string) (uint64, uint64) {
-	ms, seq, _ := strings.Cut(id, "-")
-	m, _ := strconv.ParseUint(ms, 10, 64)
-	s, _ := strconv.ParseUint(seq, 10, 64)
-	return m, s
 }
 
 // universe returns the people of the people index ordered by id (rebuilt

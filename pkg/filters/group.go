@@ -1,0 +1,31 @@
+package filters
+
+import (
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// FromGroup converts an opportunity group of the replica into the form the
+// filters evaluate: fields as trigger entries and the API show them
+// (amounts converted by cur, ExpectedRevenue derived) and the live roles.
+func FromGroup(g *triggers.Group, cur triggers.Currency) *Opportunity {
+	o := &Opportunity{ID: g.Opp.ID, Known: g.Opp.Known, Deleted: g.Opp.Deleted, Stale: g.Opp.Stale}
+	if g.Opp.Known {
+		snap := cur.Snapshot(&g.Opp)
+		o.Fields = make(map[string]cdc.Value, len(snap))
+		for k, val := range snap {
+			o.Fields[Intern(k)] = val
+		}
+	} else {
+		o.Fields = map[string]cdc.Value{}
+	}
+	for _, r := range g.SortedRoles() {
+		if r.Deleted || r.ContactID == "" {
+			continue
+		}
+		o.Roles = append(o.Roles, Role{
+			ID: r.ID, ContactID: r.ContactID, Role: r.Role, IsPrimary: r.IsPrimaryFor(&g.Opp), Pending: r.Pending,
+		})
+	}
+	return o
+}

@@ -1,0 +1,96 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The changes stream has one entry per apply call, naming in its "opps"
+// field the opportunity groups the call wrote (space-separated; "opp", one
+// group, is what earlier versions wrote). It is capped at ChangesMaxLen.
+
+// ChangesEnd returns the id of the last entry of the changes stream ("0-0"
+// when it is empty): a reader that loads everything and then follows from
+// there misses nothing.
+func (r *Replica) ChangesEnd(ctx context.Context) (string, error) {
+	msgs, err := r.rdb.XRevRangeN(ctx, r.k.Stream(StreamChanges), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("reading the changes stream: %w", err)
+	}
+	if len(msgs) == 1 {
+		return msgs[0].ID, nil
+	}
+	return "0-0", nil
+}
+
+// Changes is one read of the changes stream.
+type Changes struct {
+	Groups []string // the groups written, each once, in stream order
+	Last   string   // the id of the last entry read ("" when none was)
+	// Lost is true when the stream was trimmed past the reader's position:
+	// changes were missed, the reader must load everything again.
+	Lost bool
+}
+
+// ReadChanges reads up to count entries after id after, waiting up to
+// block for the first one.
+func (r *Replica) ReadChanges(ctx context.Context, after string, count int64, block time.Duration) (Changes, error) {
+	key := r.k.Stream(StreamChanges)
+	res, err := r.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: count, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return Changes{}, nil
+	}
+	if err != nil {
+		return Changes{}, fmt.Errorf("reading the changes stream: %w", err)
+	}
+	if after != "0-0" {
+		head, err := r.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+		if err != nil {
+			return Changes{}, fmt.Errorf("reading the changes stream: %w", err)
+		}
+		if len(head) == 1 && StreamIDLess(after, head[0].ID) {
+			return Changes{Lost: true}, nil
+		}
+	}
+	var out Changes
+	seen := map[string]bool{}
+	for _, s := range res {
+		for _, m := range s.Messages {
+			out.Last = m.ID
+			list, _ := m.Values["opps"].(string)
+			if one, ok := m.Values["opp"].(string); ok {
+				list = one
+			}
+			for _, id := range strings.Fields(list) {
+				if !seen[id] {
+					seen[id] = true
+					out.Groups = append(out.Groups, id)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// StreamIDLess compares two stream ids "<ms>-<seq>".
+func StreamIDLess(a, b string) bool {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	if am != bm {
+		return am < bm
+	}
+	return as < bs
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
