@@ -20,7 +20,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // cmdBench drives generated events through the running pipeline with a

@@ -18,7 +18,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // cmdDemo runs the whole service on embedded defaults: an in-process

@@ -11,7 +11,7 @@ import (
 
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // produceOptions are what `oppsync produce` and the demo's generator share.

@@ -21,7 +21,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // fuzzDB is the Redis logical database FuzzMessage writes to, and no other

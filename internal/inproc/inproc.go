@@ -13,7 +13,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // New returns a pipeline that decodes what enc encodes (with dcfg) and

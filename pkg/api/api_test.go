@@ -13,7 +13,7 @@ import (
 
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // truthPerson is a person as the generator's ground truth sees them.

@@ -21,7 +21,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/view"
 	"github.com/oppsync/oppsync/schemas"
 )

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // FuzzHandlers sends arbitrary ids and bodies to every route of a server

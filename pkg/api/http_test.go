@@ -14,7 +14,7 @@ import (
 
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/filters"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // smallOrg is a small org fed through the real pipeline, with its view

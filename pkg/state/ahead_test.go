@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // applyAhead applies batches the way the source drives an AheadHandler:

@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/internal/testenv"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // EnvRedisClusterAddrs names a running Redis Cluster (what

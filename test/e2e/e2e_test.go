@@ -17,7 +17,7 @@ import (
 
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // generated returns n generated changes for the env's org and the entries

@@ -10,7 +10,7 @@ import (
 
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // The Schema Registry fails transiently (5xx at startup and mid-stream,

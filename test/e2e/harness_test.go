@@ -23,7 +23,7 @@ import (
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/schemas"
 )
 

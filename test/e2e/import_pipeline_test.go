@@ -17,7 +17,7 @@ import (
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // Bulk API 2.0 exports as Salesforce writes them: quoted values, "" for a

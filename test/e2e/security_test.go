@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oppsync/oppsync/internal/testenv"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // secureWorld is a Kafka broker with a SASL_SSL (SCRAM-SHA-512) listener and

@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/oppsync/oppsync/internal/testenv"
-	"github.com/oppsync/oppsync/pkg/synth"
+	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // scriptsDir is the folder of the service scripts (test/ of the repository,
