@@ -16,11 +16,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // cmdBench drives generated events through the running pipeline with a
@@ -71,7 +71,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	w, err := source.NewWriter(sourceConfig(cfg))
+	w, err := source.NewWriter(cfg.Source())
 	if err != nil {
 		return err
 	}

@@ -14,11 +14,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // cmdDemo runs the whole service on embedded defaults: an in-process
@@ -95,7 +95,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.OrgID, strings.Join(cfg.Kafka.Brokers, ","), cfg.Redis.Addrs[0], cfg.HTTP.Addr)
 	fmt.Fprintf(stdout, "%-12s  %-9s  %-18s  %-18s  %s\n", "time", "trigger", "person", "opportunity", "what")
 
-	w, err := source.NewWriter(sourceConfig(cfg))
+	w, err := source.NewWriter(cfg.Source())
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,9 @@ func typerFor(entity, schemaText string, hidden []string) (*bulk.Typer, error) {
 // newStore opens the state of cfg's org for the operator commands.
 // cacheGroups is state.Config.CacheGroups (0: the default).
 func newStore(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, cacheGroups int) (*state.Store, error) {
-	store, err := state.New(storeConfig(cfg, cacheGroups), rdb)
+	stc := cfg.Store()
+	stc.CacheGroups = cacheGroups
+	store, err := state.New(stc, rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

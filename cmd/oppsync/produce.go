@@ -9,9 +9,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // produceOptions are what `oppsync produce` and the demo's generator share.

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -24,12 +21,9 @@ import (
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/reconcile"
-	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/retention"
 	"github.com/oppsync/oppsync/pkg/source"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/pkg/triggers"
-	"github.com/oppsync/oppsync/pkg/view"
 )
 
 // service is the oppsync process: consumer, pipeline, state, HTTP.
@@ -44,19 +38,6 @@ type service struct {
 	src   *source.Source
 	rc    *reconcile.Reconciler // nil unless salesforce.instance_url is set
 	trim  *retention.Trimmer
-}
-
-// storeConfig maps the configuration to the state store's.
-func storeConfig(cfg *config.Config, cacheGroups int) state.Config {
-	return state.Config{
-		Org:               cfg.OrgID,
-		Currency:          cfg.Currency.Default,
-		Rates:             cfg.Currency.Rates,
-		IgnoreFields:      cfg.Triggers.IgnoreFields,
-		PendingTimeout:    cfg.Triggers.PendingRoleTimeout,
-		ActivityRetention: cfg.Activity.Retention,
-		CacheGroups:       cacheGroups,
-	}
 }
 
 type serviceOptions struct {
@@ -121,13 +102,13 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 		return nil, err
 	}
 	s.rdb = rdb
-	stc := storeConfig(cfg, 0)
+	stc := cfg.Store()
 	stc.OnCorrupt = corruptReporter(s.reg, log)
 	s.store, err = state.New(stc, rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
-	s.trim, err = retention.New(retention.Config{Streams: replica.OutputStreams(cfg.OrgID), MaxLen: cfg.Streams.MaxLen},
+	s.trim, err = retention.New(cfg.Retention(),
 		rdb, s.reg, log.With().Str("component", "retention").Logger())
 	if err != nil {
 		return nil, &usageError{err.Error()}
@@ -135,15 +116,7 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if s.rc, err = newReconciler(cfg, s.store, s.reg, log); err != nil {
 		return nil, err
 	}
-	s.dec, err = decode.New(decode.Config{
-		SchemaHeader:     cfg.Kafka.SchemaHeader,
-		SchemaDir:        cfg.Schemas.Dir,
-		RegistryURL:      cfg.SchemaRegistry.URL,
-		RegistryUsername: cfg.SchemaRegistry.Username,
-		RegistryPassword: cfg.SchemaRegistry.Password,
-		RegistryTimeout:  cfg.SchemaRegistry.Timeout,
-		HiddenFields:     cfg.Access.HiddenFields,
-	}, opts.schemas...)
+	s.dec, err = decode.New(cfg.Decode(), opts.schemas...)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
@@ -151,7 +124,7 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if opts.observer != nil {
 		s.pipe.SetObserver(opts.observer)
 	}
-	s.src, err = source.New(sourceConfig(cfg), aheadPipeline{s.pipe}, s.store, s.reg, log)
+	s.src, err = source.New(cfg.Source(), aheadPipeline{s.pipe}, s.store, s.reg, log)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
@@ -159,47 +132,10 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	return s, nil
 }
 
-func sourceConfig(cfg *config.Config) source.Config {
-	sc := source.DefaultConfig()
-	sc.Brokers = cfg.Kafka.Brokers
-	sc.Topics = cfg.Kafka.Topics
-	sc.GroupID = cfg.Kafka.GroupID
-	sc.StartOffset = cfg.Kafka.StartOffset
-	if cfg.Kafka.MaxBatch > 0 {
-		sc.MaxBatch = cfg.Kafka.MaxBatch
-	}
-	t := cfg.Kafka.TLS
-	sc.TLS = source.TLSConfig{Enabled: t.Enabled, CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
-		InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName}
-	sc.SASL = source.SASLConfig{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: cfg.Kafka.SASL.Password}
-	if cfg.ShutdownTimeout > 0 && sc.DrainTimeout > cfg.ShutdownTimeout {
-		sc.DrainTimeout = cfg.ShutdownTimeout
-	}
-	return sc
-}
-
 func newRedis(c config.Redis) (redis.UniversalClient, error) {
-	var tlsCfg *tls.Config
-	if c.TLS.Enabled {
-		tlsCfg = &tls.Config{InsecureSkipVerify: c.TLS.InsecureSkipVerify, ServerName: c.TLS.ServerName, MinVersion: tls.VersionTLS12}
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return nil, &usageError{fmt.Sprintf("config: redis.tls.ca_file: %v", err)}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, &usageError{"config: redis.tls.ca_file: no PEM certificates in " + c.TLS.CAFile}
-			}
-			tlsCfg.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return nil, &usageError{fmt.Sprintf("config: redis.tls.cert_file: %v", err)}
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
+	tlsCfg, err := c.TLS.Client("redis.tls")
+	if err != nil {
+		return nil, &usageError{"config: " + err.Error()}
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:        c.Addrs,
@@ -296,12 +232,11 @@ func (s *service) run(ctx context.Context) error {
 
 	// The API's in-memory view of the replica follows the changes stream
 	// once the first filter query asks for it.
-	lazy, err := newLazyView(s.store.Replica(), view.Config{
-		Currency:          triggers.Currency{Default: s.cfg.Currency.Default, Rates: s.cfg.Currency.Rates},
-		ActivityRetention: s.cfg.Activity.Retention,
-		OnError: func(err error) {
-			s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
-		}}, func(run func(context.Context) error) bool { return g.spawn(stageView, "view", run) })
+	vc := s.cfg.View()
+	vc.OnError = func(err error) {
+		s.log.Warn().Err(err).Str("component", "view").Msg("following the replica")
+	}
+	lazy, err := newLazyView(s.store.Replica(), vc, func(run func(context.Context) error) bool { return g.spawn(stageView, "view", run) })
 	if err != nil {
 		return err
 	}

@@ -16,12 +16,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/internal/inproc"
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // fuzzDB is the Redis logical database FuzzMessage writes to, and no other

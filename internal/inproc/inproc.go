@@ -10,10 +10,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/pipeline"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // New returns a pipeline that decodes what enc encodes (with dcfg) and

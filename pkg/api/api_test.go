@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // truthPerson is a person as the generator's ground truth sees them.

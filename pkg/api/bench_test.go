@@ -17,11 +17,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/view"
 	"github.com/oppsync/oppsync/schemas"
 )

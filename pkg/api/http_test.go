@@ -12,9 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/filters"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // smallOrg is a small org fed through the real pipeline, with its view

@@ -65,16 +65,11 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate checks the configuration and fills defaults.
-func (c *Config) Validate() error {
+// WithDefaults returns c with its zero-valued settings set to their
+// defaults.
+func (c Config) WithDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = ":8080"
-	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("http.addr: %q is not host:port", c.Addr)
-	}
-	if c.QueryTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 {
-		return errors.New("api: timeouts and limits must not be negative")
 	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = 10 * time.Second
@@ -87,6 +82,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate checks c with its defaults applied (WithDefaults); it changes
+// nothing.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("http.addr: %q is not host:port", c.Addr)
+	}
+	if c.QueryTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 {
+		return errors.New("api: timeouts and limits must not be negative")
 	}
 	return nil
 }
@@ -118,6 +126,7 @@ type Server struct {
 
 // New returns a Server.
 func New(cfg Config, deps Deps, log zerolog.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

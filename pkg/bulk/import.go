@@ -81,8 +81,9 @@ func DefaultConfig() Config {
 		MaxFieldBytes: DefaultMaxFieldBytes, MaxRecordBytes: DefaultMaxRecordBytes}
 }
 
-// Validate fills zero values with DefaultConfig's and checks the values.
-func (c *Config) Validate() error {
+// WithDefaults returns c with its zero-valued settings set to their
+// defaults.
+func (c Config) WithDefaults() Config {
 	def := DefaultConfig()
 	if c.BatchSize == 0 {
 		c.BatchSize = def.BatchSize
@@ -99,6 +100,16 @@ func (c *Config) Validate() error {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = max(DefaultMaxRecordBytes, c.MaxFieldBytes)
 	}
+	if c.CheckpointRows <= 0 {
+		c.CheckpointRows = 16 * c.BatchSize * c.Workers
+	}
+	return c
+}
+
+// Validate checks c with its defaults applied (WithDefaults); it changes
+// nothing.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
 	switch {
 	case c.BatchSize < 0:
 		return fmt.Errorf("batch size must be positive, got %d", c.BatchSize)
@@ -110,9 +121,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max field bytes must be between 1 and %d, got %d", maxBound, c.MaxFieldBytes)
 	case c.MaxRecordBytes < c.MaxFieldBytes || c.MaxRecordBytes > maxBound:
 		return fmt.Errorf("max record bytes must be between the max field bytes (%d) and %d, got %d", c.MaxFieldBytes, maxBound, c.MaxRecordBytes)
-	}
-	if c.CheckpointRows <= 0 {
-		c.CheckpointRows = 16 * c.BatchSize * c.Workers
 	}
 	return nil
 }
@@ -164,6 +172,7 @@ type Importer struct {
 
 // New returns an Importer. Its metrics go to reg (nil: not registered).
 func New(cfg Config, store Store, reg prometheus.Registerer, log zerolog.Logger) (*Importer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

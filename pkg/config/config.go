@@ -5,6 +5,11 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/source"
+	"github.com/oppsync/oppsync/pkg/state"
+	"github.com/oppsync/oppsync/pkg/tlsconf"
 )
 
 // Config is the whole configuration of an oppsync process. The yaml tags are the
@@ -42,16 +47,8 @@ type Kafka struct {
 	SASL     SASL `yaml:"sasl"`
 }
 
-// TLS configures a TLS client connection. Empty files mean the system roots
-// and no client certificate.
-type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	ServerName         string `yaml:"server_name"`
-}
+// TLS configures a TLS client connection (kafka.tls.*, redis.tls.*).
+type TLS = tlsconf.Config
 
 // SASL configures Kafka authentication. An empty Mechanism disables SASL.
 type SASL struct {
@@ -160,18 +157,20 @@ type Salesforce struct {
 }
 
 // Default returns the configuration with every default of CONTRACT §2 applied.
+// The defaults of a component's settings are the component's own.
 func Default() *Config {
+	src, dec, st := source.DefaultConfig(), decode.Config{}.WithDefaults(), state.DefaultConfig("default")
 	return &Config{
 		OrgID: "default",
 		Kafka: Kafka{
-			Brokers:      []string{"localhost:9092"},
-			Topics:       []string{"salesforce.OpportunityChangeEvent", "salesforce.OpportunityContactRoleChangeEvent"},
-			GroupID:      "oppsync",
-			StartOffset:  "earliest",
-			SchemaHeader: "sf-schema-id",
-			MaxBatch:     500,
+			Brokers:      src.Brokers,
+			Topics:       src.Topics,
+			GroupID:      src.GroupID,
+			StartOffset:  src.StartOffset,
+			SchemaHeader: dec.SchemaHeader,
+			MaxBatch:     src.MaxBatch,
 		},
-		SchemaRegistry: SchemaRegistry{Timeout: 10 * time.Second},
+		SchemaRegistry: SchemaRegistry{Timeout: dec.RegistryTimeout},
 		Redis: Redis{
 			Addrs:        []string{"localhost:6379"},
 			DialTimeout:  5 * time.Second,
@@ -179,12 +178,12 @@ func Default() *Config {
 			WriteTimeout: 3 * time.Second,
 		},
 		Streams:  Streams{MaxLen: 1000000},
-		Currency: Currency{Default: "USD"},
+		Currency: Currency{Default: st.Currency},
 		Triggers: Triggers{
 			IgnoreFields:       []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"},
-			PendingRoleTimeout: 30 * time.Second,
+			PendingRoleTimeout: st.PendingTimeout,
 		},
-		Activity:        Activity{Retention: 8760 * time.Hour},
+		Activity:        Activity{Retention: st.ActivityRetention},
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,

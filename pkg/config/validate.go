@@ -73,10 +73,7 @@ func (c *Config) validateKafka() error {
 	if strings.TrimSpace(k.SchemaHeader) == "" {
 		return keyErr("kafka.schema_header", "must not be empty")
 	}
-	if k.MaxBatch <= 0 {
-		return keyErr("kafka.max_batch", "must be positive, got %d", k.MaxBatch)
-	}
-	if err := validateTLS("kafka.tls", k.TLS); err != nil {
+	if err := componentErr(k.TLS.Validate("kafka.tls")); err != nil {
 		return err
 	}
 	switch k.SASL.Mechanism {
@@ -94,20 +91,8 @@ func (c *Config) validateKafka() error {
 	default:
 		return keyErr("kafka.sasl.mechanism", `must be "plain", "scram-sha-256" or "scram-sha-512", got %q`, k.SASL.Mechanism)
 	}
-	return nil
-}
-
-func validateTLS(prefix string, t TLS) error {
-	if !t.Enabled {
-		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify || t.ServerName != "" {
-			return keyErr(prefix+".enabled", "must be true when other %s keys are set", prefix)
-		}
-		return nil
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return keyErr(prefix+".cert_file", "%s.cert_file and %s.key_file must be set together", prefix, prefix)
-	}
-	return nil
+	// The consumer's own checks (batch size, timeouts).
+	return componentErr(c.Source().Validate())
 }
 
 func (c *Config) validateRegistry() error {
@@ -151,7 +136,7 @@ func (c *Config) validateRedis() error {
 			return err
 		}
 	}
-	return validateTLS("redis.tls", r.TLS)
+	return componentErr(r.TLS.Validate("redis.tls"))
 }
 
 func (c *Config) validateMisc() error {

@@ -72,29 +72,15 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate fills defaults and checks the configuration.
-func (c *Config) Validate() error {
+// WithDefaults returns c with its zero-valued settings set to their
+// defaults.
+func (c Config) WithDefaults() Config {
 	c.InstanceURL = strings.TrimRight(c.InstanceURL, "/")
-	if c.InstanceURL == "" || c.ClientID == "" || c.ClientSecret == "" {
-		return errors.New("reconcile: instance URL, client id and client secret are required")
-	}
-	if _, err := instanceURL(c.InstanceURL, ""); err != nil {
-		return fmt.Errorf("reconcile: instance URL: %w", err)
-	}
 	if c.APIVersion == "" {
 		c.APIVersion = "61.0"
 	}
-	if !apiVersion.MatchString(c.APIVersion) {
-		return fmt.Errorf("reconcile: API version %s must look like 61.0", quote(c.APIVersion))
-	}
 	if c.TokenURL == "" {
 		c.TokenURL = c.InstanceURL + "/services/oauth2/token"
-	}
-	if u, err := url.Parse(c.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("reconcile: the token URL must be an http(s) URL with a host")
-	}
-	if c.MaxCallsPerDay < 0 {
-		return fmt.Errorf("reconcile: max calls per day must be >= 0, got %d", c.MaxCallsPerDay)
 	}
 	if c.RateLimit <= 0 {
 		c.RateLimit = 10
@@ -119,6 +105,28 @@ func (c *Config) Validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate checks c with its defaults applied (WithDefaults); it changes
+// nothing.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if c.InstanceURL == "" || c.ClientID == "" || c.ClientSecret == "" {
+		return errors.New("reconcile: instance URL, client id and client secret are required")
+	}
+	if _, err := instanceURL(c.InstanceURL, ""); err != nil {
+		return fmt.Errorf("reconcile: instance URL: %w", err)
+	}
+	if !apiVersion.MatchString(c.APIVersion) {
+		return fmt.Errorf("reconcile: API version %s must look like 61.0", quote(c.APIVersion))
+	}
+	if u, err := url.Parse(c.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("reconcile: the token URL must be an http(s) URL with a host")
+	}
+	if c.MaxCallsPerDay < 0 {
+		return fmt.Errorf("reconcile: max calls per day must be >= 0, got %d", c.MaxCallsPerDay)
 	}
 	for _, e := range []string{cdc.EntityOpportunity, cdc.EntityContactRole} {
 		if len(c.Fields[e]) == 0 {
@@ -194,6 +202,7 @@ type Reconciler struct {
 // downgrade to http); another Doer must not follow redirects to other
 // hosts. Metrics are registered on reg (nil: none).
 func New(cfg Config, store Store, hc Doer, reg prometheus.Registerer, log zerolog.Logger) (*Reconciler, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -37,8 +37,22 @@ const trimLimit = 100_000
 
 var streamName = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
-// Validate checks the configuration and fills defaults.
-func (c *Config) Validate() error {
+// WithDefaults returns c with its zero-valued settings set to their
+// defaults.
+func (c Config) WithDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Second
+	}
+	if c.ReadBudget <= 0 {
+		c.ReadBudget = 1000
+	}
+	return c
+}
+
+// Validate checks c with its defaults applied (WithDefaults); it changes
+// nothing.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
 	if len(c.Streams) == 0 {
 		return errors.New("retention: no streams")
 	}
@@ -49,12 +63,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLen <= 0 {
 		return fmt.Errorf("streams.maxlen: must be positive, got %d", c.MaxLen)
-	}
-	if c.Interval <= 0 {
-		c.Interval = 5 * time.Second
-	}
-	if c.ReadBudget <= 0 {
-		c.ReadBudget = 1000
 	}
 	return nil
 }
@@ -72,6 +80,7 @@ type Trimmer struct {
 
 // New returns a Trimmer for cfg on rdb, its metrics registered on reg.
 func New(cfg Config, rdb redis.UniversalClient, reg prometheus.Registerer, log zerolog.Logger) (*Trimmer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

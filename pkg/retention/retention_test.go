@@ -531,8 +531,11 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	c := retention.Config{Streams: map[string]string{"dlq": "k"}, MaxLen: 1}
-	if err := c.Validate(); err != nil || c.Interval != 5*time.Second || c.ReadBudget != 1000 {
-		t.Errorf("defaults: %+v, %v", c, err)
+	if err := c.Validate(); err != nil || c.Interval != 0 {
+		t.Errorf("Validate() = %v, config after %+v: want nil and the config unchanged", err, c)
+	}
+	if d := c.WithDefaults(); d.Interval != 5*time.Second || d.ReadBudget != 1000 {
+		t.Errorf("defaults: %+v", d)
 	}
 }
 

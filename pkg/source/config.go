@@ -2,11 +2,9 @@ package source
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -14,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/oppsync/oppsync/pkg/tlsconf"
 )
 
 // Start offsets a new consumer group may begin at.
@@ -59,15 +59,8 @@ type Config struct {
 	CommitInterval time.Duration `yaml:"commit_interval"`
 }
 
-// TLSConfig enables TLS to the brokers. Files are PEM.
-type TLSConfig struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`   // empty: system roots
-	CertFile           string `yaml:"cert_file"` // client certificate (mutual TLS), with KeyFile
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	ServerName         string `yaml:"server_name"` // empty: the broker host name
-}
+// TLSConfig enables TLS to the brokers (kafka.tls.*).
+type TLSConfig = tlsconf.Config
 
 // SASLConfig selects SASL authentication. An empty Mechanism disables it.
 type SASLConfig struct {
@@ -102,9 +95,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// setDefaults fills the zero-valued tunables (not the addresses: an empty
-// broker or topic list is a configuration error, not a default).
-func (c *Config) setDefaults() {
+// WithDefaults returns c with its zero-valued tunables set to their
+// defaults (not the addresses: an empty broker or topic list is a
+// configuration error, not a default).
+func (c Config) WithDefaults() Config {
 	if c.StartOffset == "" {
 		c.StartOffset = StartEarliest
 	}
@@ -126,13 +120,13 @@ func (c *Config) setDefaults() {
 	if c.CommitInterval == 0 {
 		c.CommitInterval = DefaultCommitInterval
 	}
+	return c
 }
 
-// Validate fills zero-valued tunables with their defaults, then checks the
-// configuration. The error names the bad key, e.g.
-// "kafka.start_offset: must be earliest or latest".
-func (c *Config) Validate() error {
-	c.setDefaults()
+// Validate checks the configuration as given (New and NewWriter apply
+// WithDefaults first); it changes nothing. The error names the bad key,
+// e.g. "kafka.start_offset: must be earliest or latest".
+func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("kafka.brokers: at least one broker is required")
 	}
@@ -185,23 +179,10 @@ func (c *Config) Validate() error {
 	if c.DrainTimeout > c.RebalanceTimeout {
 		return fmt.Errorf("kafka.drain_timeout: %s must not exceed kafka.rebalance_timeout (%s)", c.DrainTimeout, c.RebalanceTimeout)
 	}
-	if err := c.TLS.validate(); err != nil {
+	if err := c.TLS.Validate("kafka.tls"); err != nil {
 		return err
 	}
 	return c.SASL.validate()
-}
-
-func (t TLSConfig) validate() error {
-	if !t.Enabled {
-		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
-			return errors.New("kafka.tls.enabled: must be true when TLS files are set")
-		}
-		return nil
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return errors.New("kafka.tls.cert_file: cert_file and key_file must be set together")
-	}
-	return nil
 }
 
 func (s SASLConfig) validate() error {
@@ -216,37 +197,6 @@ func (s SASLConfig) validate() error {
 		return errors.New("kafka.sasl.username: required with kafka.sasl.mechanism")
 	}
 	return nil
-}
-
-// build loads the certificate files. It returns nil when TLS is disabled.
-func (t TLSConfig) build() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // an explicit operator choice
-		ServerName:         t.ServerName,
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
 
 // build returns the SASL mechanism, nil when disabled.
@@ -282,7 +232,7 @@ type security struct {
 }
 
 func (c *Config) security() (security, error) {
-	t, err := c.TLS.build()
+	t, err := c.TLS.Client("kafka.tls")
 	if err != nil {
 		return security{}, err
 	}
@@ -310,6 +260,7 @@ func (s security) dialer() *kafka.Dialer {
 // key always lands on one partition, the same one a Java producer would pick.
 // Writes wait for all in-sync replicas. The caller closes the Writer.
 func NewWriter(cfg Config) (*kafka.Writer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -116,6 +116,7 @@ func New(cfg Config, h Handler, pos Positions, reg prometheus.Registerer, log ze
 	if h == nil {
 		return nil, errors.New("source: nil Handler")
 	}
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

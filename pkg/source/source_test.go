@@ -34,7 +34,7 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string // substring; empty: valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"zero tunables get defaults", func(c *Config) { c.MaxBatch, c.SessionTimeout, c.DrainTimeout, c.StartOffset = 0, 0, 0, "" }, ""},
+		{"zero tunables are not valid as given", func(c *Config) { c.MaxBatch = 0 }, "kafka.max_batch:"},
 		{"no brokers", func(c *Config) { c.Brokers = nil }, "kafka.brokers:"},
 		{"broker without port", func(c *Config) { c.Brokers = []string{"localhost"} }, "kafka.brokers:"},
 		{"no topics", func(c *Config) { c.Topics = nil }, "kafka.topics:"},
@@ -59,17 +59,34 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tt.mod(&c)
+			before := fmt.Sprintf("%+v", c)
 			err := c.Validate()
+			if after := fmt.Sprintf("%+v", c); after != before {
+				t.Fatalf("Validate changed the config: %s, was %s", after, before)
+			}
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("Validate: %v", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("Validate = %v, want an error containing %q", err, tt.wantErr)
 			}
-			if err == nil && (c.MaxBatch <= 0 || c.SessionTimeout <= 0 || c.DrainTimeout <= 0 || c.StartOffset == "") {
-				t.Fatalf("Validate left zero tunables: %+v", c)
-			}
 		})
+	}
+}
+
+func TestWithDefaultsFillsZeroTunables(t *testing.T) {
+	c := DefaultConfig()
+	c.MaxBatch, c.SessionTimeout, c.DrainTimeout, c.StartOffset = 0, 0, 0, ""
+	d := c.WithDefaults()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Validate after WithDefaults: %v", err)
+	}
+	if d.MaxBatch != DefaultMaxBatch || d.SessionTimeout != DefaultSessionTimeout ||
+		d.DrainTimeout != DefaultDrainTimeout || d.StartOffset != StartEarliest {
+		t.Fatalf("WithDefaults = %+v", d)
+	}
+	if c.MaxBatch != 0 {
+		t.Fatal("WithDefaults changed its receiver")
 	}
 }
 

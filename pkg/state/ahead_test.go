@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/internal/synth"
+	"github.com/oppsync/oppsync/pkg/cdc"
 )
 
 // applyAhead applies batches the way the source drives an AheadHandler:

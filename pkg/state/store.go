@@ -35,25 +35,44 @@ type Config struct {
 
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
-// Validate checks the configuration and fills defaults.
-func (c *Config) Validate() error {
-	if !orgPattern.MatchString(c.Org) {
-		return fmt.Errorf("org_id: %q must be non-empty and use only letters, digits, '_', '.' and '-'", c.Org)
-	}
+// Defaults of the write path (CONTRACT §2).
+const (
+	DefaultCurrency          = "USD"
+	DefaultPendingTimeout    = 30 * time.Second // triggers.pending_role_timeout
+	DefaultActivityRetention = 8760 * time.Hour // activity.retention
+	DefaultCacheGroups       = 100_000
+)
+
+// DefaultConfig returns the documented defaults for org.
+func DefaultConfig(org string) Config {
+	return Config{Org: org}.WithDefaults()
+}
+
+// WithDefaults returns c with its zero-valued settings set to their
+// defaults.
+func (c Config) WithDefaults() Config {
 	if c.Currency == "" {
-		c.Currency = "USD"
+		c.Currency = DefaultCurrency
 	}
 	if c.PendingTimeout <= 0 {
-		c.PendingTimeout = 30 * time.Second
+		c.PendingTimeout = DefaultPendingTimeout
 	}
 	if c.ActivityRetention <= 0 {
-		c.ActivityRetention = 8760 * time.Hour
+		c.ActivityRetention = DefaultActivityRetention
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.CacheGroups == 0 {
-		c.CacheGroups = 100_000
+		c.CacheGroups = DefaultCacheGroups
+	}
+	return c
+}
+
+// Validate checks the configuration; it changes nothing.
+func (c Config) Validate() error {
+	if !orgPattern.MatchString(c.Org) {
+		return fmt.Errorf("org_id: %q must be non-empty and use only letters, digits, '_', '.' and '-'", c.Org)
 	}
 	return nil
 }
@@ -80,6 +99,7 @@ type Store struct {
 
 // New returns a Store for cfg.Org on rdb. Call Init before use.
 func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -56,7 +56,11 @@ type Config struct {
 	OnLoad func()
 }
 
-func (c *Config) defaults() {
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with its zero values set to the defaults.
+func (c Config) WithDefaults() Config {
 	if c.ActivityRetention <= 0 {
 		c.ActivityRetention = 8760 * time.Hour
 	}
@@ -81,6 +85,7 @@ func (c *Config) defaults() {
 	if c.PeopleRefresh <= 0 {
 		c.PeopleRefresh = 2 * time.Second
 	}
+	return c
 }
 
 // View is an in-memory copy of every opportunity group and person link of
@@ -146,7 +151,7 @@ func New(r *replica.Replica, cfg Config) (*View, error) {
 	if r == nil {
 		return nil, errors.New("view: New needs a replica")
 	}
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	return &View{r: r, cfg: cfg}, nil
 }
 

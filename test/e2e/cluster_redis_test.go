@@ -12,8 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/internal/synth"
+	"github.com/oppsync/oppsync/internal/testenv"
 )
 
 // EnvRedisClusterAddrs names a running Redis Cluster (what

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // generated returns n generated changes for the env's org and the entries

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/segmentio/kafka-go"
 )
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // The Schema Registry fails transiently (5xx at startup and mid-stream,

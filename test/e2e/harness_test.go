@@ -20,10 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/source"
-	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/schemas"
 )
 

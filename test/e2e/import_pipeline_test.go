@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/oppsync/oppsync/internal/inproc"
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
 	"github.com/oppsync/oppsync/pkg/state"
-	"github.com/oppsync/oppsync/internal/synth"
 )
 
 // Bulk API 2.0 exports as Salesforce writes them: quoted values, "" for a

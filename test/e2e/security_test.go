@@ -15,8 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/internal/synth"
+	"github.com/oppsync/oppsync/internal/testenv"
 )
 
 // secureWorld is a Kafka broker with a SASL_SSL (SCRAM-SHA-512) listener and

@@ -17,8 +17,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/oppsync/oppsync/internal/testenv"
 	"github.com/oppsync/oppsync/internal/synth"
+	"github.com/oppsync/oppsync/internal/testenv"
 )
 
 // scriptsDir is the folder of the service scripts (test/ of the repository,
