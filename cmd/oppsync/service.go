@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -178,21 +177,22 @@ func (s *service) registerGauges() {
 	}))
 }
 
-// ready is the /readyz check: Redis answers, the consumer has joined and
-// is consuming, and the pipeline is not stuck on transient failures.
+// checks are the readiness checks of the consuming side, by name: the
+// oppsync_ready gauge runs them, and /readyz runs them with the view's.
+func (s *service) checks() map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"redis":    s.store.Ping,
+		"kafka":    func(context.Context) error { return s.src.Ready() },
+		"pipeline": func(context.Context) error { return s.pipe.Ready() },
+	}
+}
+
+// ready returns the first failing check's error (nil when all pass).
 func (s *service) ready(ctx context.Context) error {
-	var errs []string
-	if err := s.store.Ping(ctx); err != nil {
-		errs = append(errs, "redis: "+err.Error())
-	}
-	if err := s.src.Ready(); err != nil {
-		errs = append(errs, "kafka: "+err.Error())
-	}
-	if err := s.pipe.Ready(); err != nil {
-		errs = append(errs, "pipeline: "+err.Error())
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
+	for name, check := range s.checks() {
+		if err := check(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -241,17 +241,14 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 
+	checks := s.checks()
+	checks["view"] = lazy.Ready
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
 		Queries:    lazy,
 		Gatherer:   s.reg,
 		Registerer: s.reg,
 		Currency:   s.cfg.Currency.Default,
-		Checks: redactedChecks(map[string]func(context.Context) error{
-			"redis":    s.store.Ping,
-			"kafka":    func(context.Context) error { return s.src.Ready() },
-			"pipeline": func(context.Context) error { return s.pipe.Ready() },
-			"view":     lazy.Ready,
-		}),
+		Checks:     redactedChecks(checks),
 	}, s.log.With().Str("component", "api").Logger())
 	if err != nil {
 		return &usageError{err.Error()}
