@@ -313,3 +313,51 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 }
+
+// Entries trimmed from the stream while pending (Redis hands them back
+// without fields, or drops them from the pending list) are settled without
+// a handler call, whether re-read by their consumer or claimed by another.
+func TestTrimmedWhilePending(t *testing.T) {
+	for _, tc := range []struct{ name, second string }{
+		{"own pending", "a"},
+		{"claimed", "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := testenv.NewRedis(t)
+			key := stream(t, rdb, "triggers:added_to_opportunity")
+			write(t, rdb, key, "ev", 5)
+			cfg := Config{Streams: []string{key}, Consumer: "a", MinIdle: 50 * time.Millisecond, Block: 50 * time.Millisecond}
+			a, err := New(cfg, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if err := a.Run(ctx, func(ctx context.Context, _ Entry) error { cancel(); return ctx.Err() }); err != nil {
+				t.Fatal(err)
+			}
+			if n := pending(t, rdb, key, "oppsync-tail"); n != 5 {
+				t.Fatalf("%d pending, want 5", n)
+			}
+			if err := rdb.XTrimMaxLen(context.Background(), key, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Consumer = tc.second
+			b, err := New(cfg, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got collector
+			stop := run(t, b, func(_ context.Context, e Entry) error { got.add(e); return nil })
+			testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+				n := pending(t, rdb, key, "oppsync-tail")
+				return n == 0, fmt.Sprintf("%d pending", n)
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if ids, _ := got.snapshot(); len(ids) != 0 {
+				t.Errorf("handler called for trimmed entries %v", ids)
+			}
+		})
+	}
+}
