@@ -133,23 +133,13 @@ func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Wri
 	for _, kind := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
 		streams = append(streams, state.OutputStreams(org)[kind])
 	}
+	// Redis errors (not reachable yet while the service starts) are retried.
 	c, err := tail.New(tail.Config{Streams: streams, Group: "demo", Consumer: "demo", Block: 500 * time.Millisecond}, rdb)
 	if err != nil {
 		return err
 	}
-	for {
-		err := c.Run(ctx, func(_ context.Context, e tail.Entry) error {
-			_, err := fmt.Fprintln(out, tail.Line(e))
-			return err
-		})
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		// Redis not reachable yet: the service is starting.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return c.Run(ctx, func(_ context.Context, e tail.Entry) error {
+		_, err := fmt.Fprintln(out, tail.Line(e))
+		return err
+	})
 }

@@ -17,7 +17,7 @@ import (
 // cmdTail is the reference consumer of the output streams (CONTRACT §10):
 // a consumer group that claims what dead consumers left pending, prints
 // each entry and acknowledges it.
-func cmdTail(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("tail", "[--config FILE] [--stream added|removed|updated|dlq|resync|campaign:<id>[,...]] [--group G] [--consumer NAME] [--start earliest|latest] [--min-idle D] [--format text|json] [--count N]",
 		"oppsync tail --config oppsync.yml --stream campaign:big-deals --group mailer --consumer mailer-1 --min-idle 1m", stdout).withConfig()
 	streamList := c.fs.String("stream", "added,removed,updated", "streams to follow, comma-separated: added, removed, updated, dlq, resync, campaign:<campaignId>")
@@ -40,7 +40,8 @@ func cmdTail(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tcfg := tail.Config{Streams: streams, Group: *group, Consumer: *consumer, MinIdle: *minIdle}
+	tcfg := tail.Config{Streams: streams, Group: *group, Consumer: *consumer, MinIdle: *minIdle,
+		OnError: func(err error) { fmt.Fprintf(stderr, "oppsync tail: %v (retrying)\n", err) }}
 	switch *start {
 	case "earliest":
 		tcfg.Start = tail.StartEarliest

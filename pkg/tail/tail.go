@@ -18,6 +18,9 @@
 //     A handler error stops Run and leaves the entry pending: it is
 //     delivered again (to this consumer name on restart, or to another
 //     after MinIdle).
+//   - A Redis error is reported to Config.OnError and retried after a capped
+//     backoff, starting over (group, own pending entries, claims), so a
+//     Redis restart or failover costs a pause, not the consumer.
 //
 // So delivery is at least once: an entry handled by a consumer that died
 // before its XACK is handled again. Every entry carries an event_id (the
@@ -40,6 +43,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/backoff"
 )
 
 // Start positions of a new consumer group.
@@ -87,6 +92,11 @@ type Config struct {
 	// Block is how long a read waits for new entries [2s, at most
 	// ClaimEvery].
 	Block time.Duration
+	// OnError is told of each Redis error before it is retried [none]. It
+	// is called from Run's goroutine.
+	OnError func(error)
+	// RetryMin and RetryMax bound the wait before a retry [100ms, 5s].
+	RetryMin, RetryMax time.Duration
 }
 
 // Validate checks the configuration and fills defaults.
@@ -128,6 +138,15 @@ func (c *Config) Validate() error {
 		c.Block = 2 * time.Second
 	}
 	c.Block = max(min(c.Block, c.ClaimEvery), time.Millisecond)
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = max(5*time.Second, c.RetryMin)
+	}
+	if c.OnError == nil {
+		c.OnError = func(error) {}
+	}
 	return nil
 }
 
@@ -149,38 +168,57 @@ func New(cfg Config, rdb redis.UniversalClient) (*Consumer, error) {
 }
 
 // Run creates the group where missing, then hands every entry to h until
-// ctx ends (nil) or h or Redis fails (the error).
+// ctx ends (nil) or h fails (its error). Redis errors are retried.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	b := backoff.Backoff{Min: c.cfg.RetryMin, Max: c.cfg.RetryMax}
+	for {
+		err := c.follow(ctx, h, b.Reset)
+		var he *handlerError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &he):
+			return err
+		}
+		c.cfg.OnError(err)
+		if backoff.Sleep(ctx, b.Next()) != nil {
+			return nil
+		}
+	}
+}
+
+// handlerError is an error of the Handler: it stops Run.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// follow runs one attempt: group, own pending entries, then claims and
+// reads until an error; ok is called once Redis answered.
+func (c *Consumer) follow(ctx context.Context, h Handler, ok func()) error {
 	for _, s := range c.cfg.Streams {
 		err := c.rdb.XGroupCreateMkStream(ctx, s, c.cfg.Group, c.cfg.Start).Err()
 		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-			return c.stopped(ctx, fmt.Errorf("creating group %s on %s: %w", c.cfg.Group, s, err))
+			return fmt.Errorf("creating group %s on %s: %w", c.cfg.Group, s, err)
 		}
 	}
+	ok()
 	if err := c.readOwn(ctx, h); err != nil {
-		return c.stopped(ctx, err)
+		return err
 	}
 	var lastClaim time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastClaim) >= c.cfg.ClaimEvery {
 			lastClaim = time.Now()
 			if err := c.claim(ctx, h); err != nil {
-				return c.stopped(ctx, err)
+				return err
 			}
 		}
 		if err := c.read(ctx, ">", c.cfg.Block, h); err != nil && !errors.Is(err, redis.Nil) {
-			return c.stopped(ctx, err)
+			return err
 		}
 	}
-	return nil
-}
-
-// stopped turns an error caused by ctx ending into a clean stop.
-func (c *Consumer) stopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	return ctx.Err()
 }
 
 // readOwn re-reads this consumer's own pending entries until none is left.
@@ -270,7 +308,7 @@ func (c *Consumer) handle(ctx context.Context, h Handler, stream string, m redis
 			e.Values[k] = fmt.Sprint(v)
 		}
 		if err := h(ctx, e); err != nil {
-			return fmt.Errorf("handling %s %s: %w", stream, m.ID, err)
+			return &handlerError{fmt.Errorf("handling %s %s: %w", stream, m.ID, err)}
 		}
 	}
 	// Acknowledge even when ctx just ended: the entry was handled.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -359,5 +360,38 @@ func TestTrimmedWhilePending(t *testing.T) {
 				t.Errorf("handler called for trimmed entries %v", ids)
 			}
 		})
+	}
+}
+
+// A Redis that does not answer is retried, each error reported, until ctx
+// ends: Run then returns nil.
+func TestRedisErrorsAreRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	errs := make(chan error, 100)
+	c, err := New(Config{Streams: []string{"s"}, Consumer: "a", RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		OnError: func(err error) { errs <- err }}, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c, func(context.Context, Entry) error { t.Error("handler called"); return nil })
+	for i := 0; i < 3; i++ {
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "creating group oppsync-tail on s") {
+				t.Errorf("reported %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d errors reported, want 3 attempts", i)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v, want nil after ctx ended", err)
 	}
 }
