@@ -43,7 +43,8 @@ func TestTailKilledMidBatch(t *testing.T) {
 	}
 
 	// A: its stdout is a pipe nobody reads, so it blocks printing once the
-	// pipe is full, in the middle of a batch of 100 it read.
+	// pipe is full, in the middle of a batch of 100 it read; it is killed
+	// once it holds pending entries (having acknowledged none, or some).
 	a := exec.Command(oppsyncBinary(t), args("a")...)
 	if _, err := a.StdoutPipe(); err != nil {
 		t.Fatal(err)
@@ -80,8 +81,8 @@ func TestTailKilledMidBatch(t *testing.T) {
 		}
 		want = append(want, m.Values["event_id"].(string))
 	}
-	if len(want) == len(all) || len(stillPending) == 0 {
-		t.Fatalf("A acknowledged %d of %d entries with %d pending: not killed mid-stream", len(all)-len(want), len(all), len(stillPending))
+	if len(stillPending) == 0 {
+		t.Fatalf("A acknowledged %d of %d entries and left none pending: not killed mid-batch", len(all)-len(want), len(all))
 	}
 	t.Logf("A acknowledged %d of %d entries and died holding %d", len(all)-len(want), len(all), len(stillPending))
 
