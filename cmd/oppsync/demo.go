@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +16,9 @@ import (
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/source"
+	"github.com/oppsync/oppsync/pkg/tail"
 )
 
 // cmdDemo runs the whole service on embedded defaults: an in-process
@@ -93,7 +93,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /metrics)\n",
 		cfg.OrgID, strings.Join(cfg.Kafka.Brokers, ","), cfg.Redis.Addrs[0], cfg.HTTP.Addr)
-	fmt.Fprintf(stdout, "%-12s  %-9s  %-18s  %-18s  %s\n", "time", "trigger", "person", "opportunity", "what")
+	fmt.Fprintln(stdout, tail.Header)
 
 	w, err := source.NewWriter(cfg.Source())
 	if err != nil {
@@ -116,80 +116,30 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	go func() {
 		defer wg.Done()
-		feed(runCtx, svc.rdb, cfg.OrgID, stdout)
+		if err := feed(runCtx, svc.rdb, cfg.OrgID, stdout); err != nil {
+			log.Error().Err(err).Msg("demo feed stopped")
+		}
 	}()
 	err = svc.run(ctx)
 	stopAll()
 	return err
 }
 
-// feed prints trigger entries as they arrive, one line each.
-func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Writer) {
-	prefix := "oppsync:{" + org + "}:triggers:"
-	streams := []string{prefix + cdc.TriggerAdded, prefix + cdc.TriggerRemoved, prefix + cdc.TriggerUpdated}
-	last := []string{"0", "0", "0"}
-	for ctx.Err() == nil {
-		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: append(append([]string{}, streams...), last...), Count: 100, Block: 500 * time.Millisecond}).Result()
-		if err != nil {
-			if err != redis.Nil && ctx.Err() == nil {
-				time.Sleep(200 * time.Millisecond)
-			}
-			continue
-		}
-		var lines []feedLine
-		for _, s := range res {
-			for i, name := range streams {
-				if name == s.Stream && len(s.Messages) > 0 {
-					last[i] = s.Messages[len(s.Messages)-1].ID
-				}
-			}
-			for _, m := range s.Messages {
-				lines = append(lines, describe(m.Values))
-			}
-		}
-		sort.Slice(lines, func(i, j int) bool { return lines[i].at < lines[j].at })
-		for _, l := range lines {
-			fmt.Fprintln(out, l.text)
-		}
+// feed prints trigger entries as they arrive, one line each, through the
+// reference consumer (oppsync tail): a consumer group on the three trigger
+// streams, from their first entry.
+func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Writer) error {
+	var streams []string
+	for _, kind := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
+		streams = append(streams, replica.OutputStreams(org)[kind])
 	}
-}
-
-type feedLine struct{ at, text string }
-
-func describe(v map[string]any) feedLine {
-	get := func(k string) string { s, _ := v[k].(string); return s }
-	at := get("occurred_at")
-	clock := at
-	if t, err := time.Parse(cdc.DateTimeLayout, at); err == nil {
-		clock = t.Format("15:04:05.000")
+	// Redis errors (not reachable yet while the service starts) are retried.
+	c, err := tail.New(tail.Config{Streams: streams, Group: "demo", Consumer: "demo", Block: 500 * time.Millisecond}, rdb)
+	if err != nil {
+		return err
 	}
-	var name struct {
-		Name string `json:"Name"`
-	}
-	_ = json.Unmarshal([]byte(get("opportunity")), &name)
-	opp := get("opportunity_id")
-	var what, kind string
-	switch get("trigger") {
-	case cdc.TriggerAdded, cdc.TriggerRemoved:
-		kind = "added"
-		if get("trigger") == cdc.TriggerRemoved {
-			kind = "removed"
-		}
-		role := get("role")
-		if role == "" {
-			role = "no role"
-		}
-		primary := ""
-		if get("is_primary") == "true" {
-			primary = ", primary"
-		}
-		what = fmt.Sprintf("%s (%s%s)", get("reason"), role, primary)
-	default:
-		kind = "updated"
-		what = fmt.Sprintf("%s: %s → %s", get("field"), get("old_value"), get("new_value"))
-	}
-	if name.Name != "" {
-		what += "  [" + name.Name + "]"
-	}
-	return feedLine{at: at, text: fmt.Sprintf("%-12s  %-9s  %-18s  %-18s  %s", clock, kind, get("person_id"), opp, what)}
+	return c.Run(ctx, func(_ context.Context, e tail.Entry) error {
+		_, err := fmt.Fprintln(out, tail.Line(e))
+		return err
+	})
 }

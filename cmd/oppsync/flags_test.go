@@ -19,6 +19,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		"demo":    {"--duration", "--rate", "--brokers"},
 		"produce": {"--brokers", "--count", "--framing"},
 		"bench":   {"--events", "--partitions", "--instances"},
+		"tail":    {"--stream", "--group", "--consumer", "--start", "--min-idle", "--format", "--count", "--redis.addrs", "--org_id"},
 	}
 	for name, flags := range commands {
 		for _, h := range []string{"-h", "--help"} {
@@ -78,6 +79,13 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"resync", "--stale", "--entity", "Opportunity"}, "exactly one of --stale"},
 		{[]string{"produce", "--framing", "xml"}, "--framing must be pubsub or confluent"},
 		{[]string{"demo", "--rate"}, "demo: flag needs an argument: --rate"},
+		{[]string{"tail", "--stream", "added,everything"}, `tail: --stream "everything" is not one of added, removed, updated, dlq, resync, campaign:<id>`},
+		{[]string{"tail", "--stream", "campaign:big deals"}, `tail: --stream "campaign:big deals": a campaign id is 1 to 64`},
+		{[]string{"tail", "--stream", ","}, "tail: --stream names no stream"},
+		{[]string{"tail", "--start", "now"}, `tail: --start must be earliest or latest, got "now"`},
+		{[]string{"tail", "--min-idle", "0s"}, "tail: --min-idle must be a positive duration, got 0s"},
+		{[]string{"tail", "--format", "xml"}, `tail: --format must be text or json, got "xml"`},
+		{[]string{"tail", "--count", "-1"}, `tail: invalid value "-1" for flag --count`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -1,7 +1,8 @@
 // Package api serves oppsync's HTTP interface (CONTRACT §5): health,
 // readiness and metrics, the person and opportunity views, the constraint
-// catalog, person queries over the filter language of pkg/filters, and a
-// server-rendered person page.
+// catalog, person queries over the filter language of pkg/filters, a
+// server-rendered person page, and GET /v1/openapi.json, the OpenAPI 3.1
+// document of all of them (openapi.json, embedded; CONTRACT §10).
 //
 // Invariants:
 //   - When a token is configured, /v1/* and /people/* answer 401 unless the
@@ -9,6 +10,8 @@
 //   - Every error is JSON {"error": "..."} naming the offending filter,
 //     field, operator or value of the request; no error repeats a record
 //     value, and hidden fields never reach this package.
+//   - Every route registered through handle is in openapi.json, and every
+//     answer matches it: the tests check each exchange they make.
 //   - Request bodies are capped (413) and queries bounded by a timeout
 //     (504); nothing a client sends can make the server panic.
 //

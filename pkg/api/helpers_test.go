@@ -131,14 +131,23 @@ type response struct {
 	hdr  http.Header
 }
 
+// do sends one request to h and returns the answer, after checking the
+// exchange against the OpenAPI document (except in benchmarks).
 func do(t testing.TB, h http.Handler, method, path, body string, hdr ...string) response {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewBufferString(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
+	if _, bench := t.(*testing.B); !bench {
+		// Every exchange of the tests is held to the OpenAPI document.
+		checkExchange(t, req, []byte(body), rec)
+	}
 	return response{code: rec.Code, body: rec.Body.Bytes(), hdr: rec.Header()}
 }
 

@@ -63,6 +63,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // auth is set, the bearer-token check.
 func (s *Server) handle(mux *http.ServeMux, pattern string, auth bool, h http.HandlerFunc) {
 	route := pattern
+	s.patterns = append(s.patterns, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}

@@ -122,6 +122,9 @@ type Server struct {
 	log     zerolog.Logger
 	m       *metrics
 	handler http.Handler
+	// patterns are the mux patterns registered by handle, in order: the
+	// routes the OpenAPI document must describe.
+	patterns []string
 }
 
 // New returns a Server.
@@ -162,6 +165,7 @@ func (s *Server) routes() http.Handler {
 	s.handle(mux, "GET /v1/constraints", true, s.constraints)
 	s.handle(mux, "POST /v1/people/query", true, s.query)
 	s.handle(mux, "GET /people/{personId}", true, s.personPage)
+	s.handle(mux, "GET /v1/openapi.json", true, serveOpenAPI)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// No route (404) or wrong method (405): the mux's answer, as JSON.
