@@ -13,35 +13,42 @@ func (s *Schema) EventName() string {
 	return s.root.name[strings.LastIndexByte(s.root.name, '.')+1:]
 }
 
+// EventHeader is what HeaderOf reads of a change event.
+type EventHeader struct {
+	Entity    string
+	RecordIDs []string
+	// CommitTimestamp is the commit time, Unix milliseconds.
+	CommitTimestamp int64
+}
+
 // HeaderOf reads the ChangeEventHeader of a Pub/Sub-shaped payload written
-// with s and returns its entityName and recordIds, without decoding the
-// data fields (they follow the header). Errors are *cdc.Error
-// (not_a_change_event, malformed_avro).
-func (s *Schema) HeaderOf(payload []byte) (entity string, recordIDs []string, err error) {
+// with s, without decoding the data fields (they follow the header).
+// Errors are *cdc.Error (not_a_change_event, malformed_avro).
+func (s *Schema) HeaderOf(payload []byte) (h EventHeader, err error) {
 	defer func() {
 		// A last line of defence, as in Decode: hostile bytes never panic.
 		if p := recover(); p != nil {
-			entity, recordIDs, err = "", nil, cdc.Permanent(cdc.ReasonMalformedAvro, "reading ChangeEventHeader: panic: %v", p)
+			h, err = EventHeader{}, cdc.Permanent(cdc.ReasonMalformedAvro, "reading ChangeEventHeader: panic: %v", p)
 		}
 	}()
 	if s.headerPos < 0 || s.connector {
-		return "", nil, cdc.Permanent(cdc.ReasonNotAChangeEvent, "schema %s has no Pub/Sub ChangeEventHeader", s.root.name)
+		return EventHeader{}, cdc.Permanent(cdc.ReasonNotAChangeEvent, "schema %s has no Pub/Sub ChangeEventHeader", s.root.name)
 	}
 	r := &reader{buf: payload}
 	for pos := 0; pos < s.headerPos; pos++ {
 		if err := r.skip(s.top[pos].typ); err != nil {
-			return "", nil, cdc.Permanent(cdc.ReasonMalformedAvro, "skipping %s: %w", s.top[pos].name, err)
+			return EventHeader{}, cdc.Permanent(cdc.ReasonMalformedAvro, "skipping %s: %w", s.top[pos].name, err)
 		}
 	}
-	var h header
-	if err := readHeader(r, s, s.top[s.headerPos].typ, &h); err != nil {
-		return "", nil, cdc.Permanent(cdc.ReasonMalformedAvro, "reading ChangeEventHeader: %w", err)
+	var hd header
+	if err := readHeader(r, s, s.top[s.headerPos].typ, &hd); err != nil {
+		return EventHeader{}, cdc.Permanent(cdc.ReasonMalformedAvro, "reading ChangeEventHeader: %w", err)
 	}
-	if len(h.recordIDs) == 0 {
-		return "", nil, cdc.Permanent(cdc.ReasonNotAChangeEvent, "ChangeEventHeader has no recordIds")
+	if len(hd.recordIDs) == 0 {
+		return EventHeader{}, cdc.Permanent(cdc.ReasonNotAChangeEvent, "ChangeEventHeader has no recordIds")
 	}
-	if !cdc.ValidEntityName(h.entity) {
-		return "", nil, cdc.Permanent(cdc.ReasonNotAChangeEvent, "entityName %s is not a Salesforce API name", cdc.QuoteInput(h.entity))
+	if !cdc.ValidEntityName(hd.entity) {
+		return EventHeader{}, cdc.Permanent(cdc.ReasonNotAChangeEvent, "entityName %s is not a Salesforce API name", cdc.QuoteInput(hd.entity))
 	}
-	return h.entity, h.recordIDs, nil
+	return EventHeader{Entity: hd.entity, RecordIDs: hd.recordIDs, CommitTimestamp: hd.commitTS}, nil
 }

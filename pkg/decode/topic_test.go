@@ -129,12 +129,13 @@ func TestHeaderOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entity, ids, err := sc.HeaderOf(m.Value)
-	if err != nil || entity != cdc.EntityContactRole || len(ids) != 1 || ids[0] != role || sc.EventName() != "OpportunityContactRoleChangeEvent" {
-		t.Fatalf("HeaderOf = %s %v %v, event name %s", entity, ids, err, sc.EventName())
+	h, err := sc.HeaderOf(m.Value)
+	if err != nil || h.Entity != cdc.EntityContactRole || len(h.RecordIDs) != 1 || h.RecordIDs[0] != role ||
+		h.CommitTimestamp != m.Time.UnixMilli() || sc.EventName() != "OpportunityContactRoleChangeEvent" {
+		t.Fatalf("HeaderOf = %+v %v, event name %s", h, err, sc.EventName())
 	}
 	for _, bad := range [][]byte{nil, m.Value[:3], {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
-		_, _, err := sc.HeaderOf(bad)
+		_, err := sc.HeaderOf(bad)
 		var ce *cdc.Error
 		if !errors.As(err, &ce) {
 			t.Errorf("HeaderOf(%x) = %v, want a *cdc.Error", bad, err)
@@ -144,7 +145,7 @@ func TestHeaderOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := conn.HeaderOf(m.Value); cdc.ReasonOf(err) != cdc.ReasonNotAChangeEvent {
+	if _, err := conn.HeaderOf(m.Value); cdc.ReasonOf(err) != cdc.ReasonNotAChangeEvent {
 		t.Fatalf("connector schema: %v", err)
 	}
 }
