@@ -151,10 +151,10 @@ type channel struct {
 	log  zerolog.Logger
 
 	// Owned by run's goroutine.
-	pos    []byte               // replay id of the last event Kafka acknowledged; nil: none
-	resume []byte               // where the next subscription starts (CUSTOM); nil: preset
+	pos    []byte                // replay id of the last event Kafka acknowledged; nil: none
+	resume []byte                // where the next subscription starts (CUSTOM); nil: preset
 	preset pubsubpb.ReplayPreset // when resume is nil
-	skip   map[string]bool      // replay ids already in Kafka (from recovery)
+	skip   map[string]bool       // replay ids already in Kafka (from recovery)
 
 	inFlight atomic.Int64 // requested and not yet acknowledged by Kafka
 	lagFrom  atomic.Int64 // commit time (ms) of the newest event written; 0: caught up
