@@ -13,6 +13,7 @@ import (
 func TestEveryCommandHasHelp(t *testing.T) {
 	commands := map[string][]string{ // command → flags its help must list
 		"run":     {"--config", "--kafka.brokers", "--redis.addrs", "--streams.maxlen"},
+		"bridge":  {"--config", "--bridge.channels", "--bridge.max_in_flight", "--salesforce.client_id", "--kafka.brokers"},
 		"config":  {"--config", "--org_id"},
 		"import":  {"--opportunities", "--contact-roles", "--max-field-bytes", "--emit-triggers", "--kafka.brokers"},
 		"resync":  {"--stale", "--ids", "--entity", "--salesforce.instance_url"},
@@ -78,6 +79,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"resync", "--stale", "--entity", "Opportunity"}, "exactly one of --stale"},
 		{[]string{"produce", "--framing", "xml"}, "--framing must be pubsub or confluent"},
 		{[]string{"demo", "--rate"}, "demo: flag needs an argument: --rate"},
+		{[]string{"bridge"}, "salesforce.instance_url: required by oppsync bridge"},
+		{[]string{"bridge", "--bridge.start", "now"}, "bridge.start"},
+		{[]string{"bridge", "--salesforce.instance_url", "https://acme.my.salesforce.com", "--salesforce.client_id", "x"}, "salesforce.client_secret"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
