@@ -73,7 +73,7 @@ func TestForwardsInRawFraming(t *testing.T) {
 			}
 		}
 	}
-	if n := counter(t, r.b.metrics.events.WithLabelValues(channels[0])); n != 30 {
+	if n := counter(r.b.metrics.events.WithLabelValues(channels[0])); n != 30 {
 		t.Fatalf("oppsync_bridge_events_total{channel=%s} = %v, want 30", channels[0], n)
 	}
 	if err := r.halt(t); err != nil {
@@ -151,7 +151,7 @@ func TestStreamDropsAndKeepalives(t *testing.T) {
 		})
 	}
 	h.exactlyOnce(h.waitAll(60 * time.Second))
-	if n := counter(t, r.b.metrics.reconnects); n < 4 {
+	if n := counter(r.b.metrics.reconnects); n < 4 {
 		t.Fatalf("oppsync_bridge_reconnects_total = %v, want at least 4", n)
 	}
 	// Keepalives only: the subscription stays up, the lag is 0.
@@ -159,10 +159,10 @@ func TestStreamDropsAndKeepalives(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		return h.srv.Stats().Keepalives >= k+10 && r.b.Ready() == nil && r.b.lag() == 0, "keepalives"
 	})
-	reconnects := counter(t, r.b.metrics.reconnects)
+	reconnects := counter(r.b.metrics.reconnects)
 	h.publish(5)
 	h.exactlyOnce(h.waitAll(60 * time.Second))
-	if n := counter(t, r.b.metrics.reconnects); n != reconnects {
+	if n := counter(r.b.metrics.reconnects); n != reconnects {
 		t.Fatalf("reconnected during keepalives: %v → %v", reconnects, n)
 	}
 	if err := r.halt(t); err != nil {
@@ -211,7 +211,7 @@ func TestExpiredReplay(t *testing.T) {
 				return
 			}
 			testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-				return counter(t, r.b.metrics.resets.WithLabelValues(channels[0])) == 1 && r.b.Ready() == nil, "no replay reset yet"
+				return counter(r.b.metrics.resets.WithLabelValues(channels[0])) == 1 && r.b.Ready() == nil, "no replay reset yet"
 			})
 			h.publish(2) // after the reset: always forwarded
 			want := 10 + 4

@@ -26,7 +26,7 @@ import (
 
 // harness is one test's fake Salesforce and unique Kafka topics.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *fakepubsub.Server
 	brokers []string
 	prefix  string
@@ -40,7 +40,7 @@ type harness struct {
 var channels = []string{fakepubsub.Channel(cdc.EntityOpportunity), fakepubsub.Channel(cdc.EntityContactRole)}
 
 // newHarness creates the output topics with parts partitions each.
-func newHarness(t *testing.T, parts int) *harness {
+func newHarness(t testing.TB, parts int) *harness {
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
 	h := &harness{t: t, srv: fakepubsub.Start(t), brokers: brokers, prefix: testenv.UniqueName(t, "br") + "."}
@@ -195,7 +195,4 @@ func (h *harness) exactlyOnce(got map[string]int) {
 	}
 }
 
-func counter(t *testing.T, c prometheus.Collector) float64 {
-	t.Helper()
-	return testutil.ToFloat64(c)
-}
+func counter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }

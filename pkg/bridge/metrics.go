@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, channels []string, lag func() float64
 			Help: "Schemas fetched with GetSchema and published to bridge.schemas_topic."}),
 		ack: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "oppsync_bridge_ack_seconds",
 			Help:    "Time from the receipt of an event to its acknowledgement by Kafka.",
-			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
 	lagGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "oppsync_bridge_lag_seconds",
 		Help: "Now minus the commit time of the newest event written, the highest over channels; 0 for a channel a keepalive showed caught up."}, lag)
