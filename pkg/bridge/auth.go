@@ -23,6 +23,7 @@ type session struct {
 
 	mu   sync.Mutex
 	cur  sfauth.Session
+	org  string // tenantid: the org id of cur's identity URL
 	have bool
 }
 
@@ -49,16 +50,19 @@ func (e *AuthError) Unwrap() error { return e.Err }
 // when there is no session yet.
 func (s *session) outgoing(ctx context.Context) (context.Context, error) {
 	s.mu.Lock()
-	cur, have := s.cur, s.have
+	cur, org, have := s.cur, s.org, s.have
 	s.mu.Unlock()
 	if !have {
 		var err error
 		if cur, err = s.refresh(ctx); err != nil {
 			return nil, err
 		}
+		s.mu.Lock()
+		org = s.org
+		s.mu.Unlock()
 	}
 	return metadata.AppendToOutgoingContext(ctx,
-		"accesstoken", cur.AccessToken, "instanceurl", cur.InstanceURL.String(), "tenantid", cur.OrgID), nil
+		"accesstoken", cur.AccessToken, "instanceurl", cur.InstanceURL.String(), "tenantid", org), nil
 }
 
 // refresh fetches a new session. Transport errors and server errors of the
@@ -67,12 +71,15 @@ func (s *session) refresh(ctx context.Context) (sfauth.Session, error) {
 	bo := backoff.Backoff{Min: s.cfg.MinBackoff, Max: s.cfg.MaxBackoff}
 	for {
 		cur, err := sfauth.Fetch(ctx, s.hc, s.cfg.TokenURL, s.cfg.ClientID, s.cfg.ClientSecret, s.base)
-		if err == nil && cur.OrgID == "" {
-			err = &sfauth.AnswerError{Err: errors.New("the token answer has no id URL: the org id (tenantid) is unknown")}
+		var org string
+		if err == nil {
+			if org, err = sfauth.OrgID(cur.Identity); err != nil {
+				err = &sfauth.AnswerError{Err: fmt.Errorf("the org id (tenantid) is unknown: %w", err)}
+			}
 		}
 		if err == nil {
 			s.mu.Lock()
-			s.cur, s.have = cur, true
+			s.cur, s.org, s.have = cur, org, true
 			s.mu.Unlock()
 			return cur, nil
 		}

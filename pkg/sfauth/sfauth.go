@@ -39,10 +39,9 @@ type Session struct {
 	// InstanceURL is the org's instance (scheme and host only): the token
 	// answer's instance_url, else the configured one.
 	InstanceURL *url.URL
-	// OrgID is the org id from the identity URL of the answer's id field
-	// (https://login.salesforce.com/id/<orgId>/<userId>); "" when the answer
-	// has no id.
-	OrgID string
+	// Identity is the answer's id field, the identity URL
+	// (https://login.salesforce.com/id/<orgId>/<userId>); OrgID reads it.
+	Identity string
 }
 
 // NewRequest returns the client credentials token request for tokenURL.
@@ -88,13 +87,7 @@ func ParseAnswer(body []byte, configured *url.URL) (Session, error) {
 	if s.InstanceURL == nil {
 		return Session{}, errors.New("the token answer has no instance_url")
 	}
-	if out.ID != "" {
-		org, err := OrgID(out.ID)
-		if err != nil {
-			return Session{}, err
-		}
-		s.OrgID = org
-	}
+	s.Identity = out.ID
 	return s, nil
 }
 
@@ -145,10 +138,13 @@ func InstanceURL(raw, scheme string) (*url.URL, error) {
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }
 
-// OrgID returns the org id of an identity URL: the path segment after
-// "/id/", a 15- or 18-character Salesforce id.
+// OrgID returns the org id of an identity URL (Session.Identity): the path
+// segment after "/id/", a 15- or 18-character Salesforce id.
 func OrgID(identity string) (string, error) {
 	u, err := url.Parse(identity)
+	if identity == "" {
+		return "", errors.New("the token answer has no id (identity URL)")
+	}
 	if err != nil {
 		return "", fmt.Errorf("id %s is not a URL", Quote(identity))
 	}

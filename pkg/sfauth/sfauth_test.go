@@ -20,8 +20,6 @@ func TestParseAnswer(t *testing.T) {
 		{"full", `{"access_token":"tok","token_type":"Bearer","instance_url":"https://acme2.my.salesforce.com","id":"https://login.salesforce.com/id/00D5g000004LZbCEAW/0055g00000AbCdEAAV"}`,
 			"https://acme2.my.salesforce.com", "00D5g000004LZbCEAW", ""},
 		{"no instance, no id", `{"access_token":"tok"}`, "https://acme.my.salesforce.com", "", ""},
-		{"id without org", `{"access_token":"tok","id":"https://login.salesforce.com/services/x"}`, "", "", "does not name an org id"},
-		{"org id not an id", `{"access_token":"tok","id":"https://login.salesforce.com/id/../0055g00000AbCdEAAV"}`, "", "", "does not name an org id"},
 		{"downgrade", `{"access_token":"tok","instance_url":"http://acme.my.salesforce.com"}`, "", "", "not https"},
 		{"no token", `{"instance_url":"https://acme.my.salesforce.com"}`, "", "", "no access_token"},
 		{"token with a space", `{"access_token":"a b"}`, "", "", "not visible ASCII"},
@@ -39,8 +37,12 @@ func TestParseAnswer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.InstanceURL.String() != tt.instance || s.OrgID != tt.org || s.AccessToken != "tok" {
-				t.Fatalf("session = %+v", s)
+			org, err := OrgID(s.Identity)
+			if tt.org == "" {
+				org, err = "", nil
+			}
+			if err != nil || s.InstanceURL.String() != tt.instance || org != tt.org || s.AccessToken != "tok" {
+				t.Fatalf("session = %+v, org id %q, %v", s, org, err)
 			}
 		})
 	}
@@ -85,5 +87,28 @@ func TestFetchErrors(t *testing.T) {
 	}
 	if _, err := Fetch(context.Background(), answer(200, strings.Repeat("x", MaxAnswer+1)), "https://t", "id", "s", base); err == nil {
 		t.Fatal("oversized answer accepted")
+	}
+}
+
+func TestOrgID(t *testing.T) {
+	tests := []struct{ id, org, wantErr string }{
+		{"https://login.salesforce.com/id/00D5g000004LZbCEAW/0055g00000AbCdEAAV", "00D5g000004LZbCEAW", ""},
+		{"https://login.salesforce.com/services/x", "", "does not name an org id"},
+		{"https://login.salesforce.com/id/../0055g00000AbCdEAAV", "", "does not name an org id"},
+		{"", "", "no id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			org, err := OrgID(tt.id)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("OrgID = %q, %v; want %q", org, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || org != tt.org {
+				t.Fatalf("OrgID = %q, %v", org, err)
+			}
+		})
 	}
 }

@@ -52,11 +52,13 @@ func TestKafkaFollowSchemas(t *testing.T) {
 	defer w.Close()
 	write := func(msgs ...kafka.Message) {
 		t.Helper()
-		wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer wcancel()
-		if err := w.WriteMessages(wctx, msgs...); err != nil {
-			t.Fatal(err)
-		}
+		// A new topic may be unknown to the writer's metadata for a moment.
+		testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer wcancel()
+			err := w.WriteMessages(wctx, msgs...)
+			return err == nil, fmt.Sprint("writing: ", err)
+		})
 	}
 	write(kafka.Message{Key: []byte("s1"), Value: []byte(`{"v":1}`)}, kafka.Message{Key: nil, Value: []byte(`{}`)},
 		kafka.Message{Key: []byte("s3"), Value: nil})
