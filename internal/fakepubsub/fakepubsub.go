@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/oppsync/oppsync/pkg/bridge/pubsubpb"
-	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/synth"
 )
 
@@ -63,10 +62,11 @@ type Server struct {
 	topicSch  map[string]string // channel → its latest schema id
 	tokens    map[string]bool   // valid access tokens
 	tokenN    int
-	refuse    bool // the token endpoint refuses the credentials
-	rejectAll bool // every session is refused
-	holdSch   bool // GetSchema waits until released
-	dropGen   int  // bumped to drop every open stream
+	refuse    bool            // the token endpoint refuses the credentials
+	rejectAll bool            // every session is refused
+	holdSch   bool            // GetSchema waits until released
+	denied    map[string]bool // channels the session may not subscribe to
+	dropGen   int             // bumped to drop every open stream
 	stats     Stats
 }
 
@@ -90,7 +90,7 @@ type Stats struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{KeepaliveEvery: 100 * time.Millisecond, changed: make(chan struct{}), logs: map[string][]*pubsubpb.ConsumerEvent{},
-		trimmed: map[string]int{}, schemas: map[string]string{}, topicSch: map[string]string{}, tokens: map[string]bool{}}
+		trimmed: map[string]int{}, schemas: map[string]string{}, topicSch: map[string]string{}, tokens: map[string]bool{}, denied: map[string]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +207,14 @@ func (s *Server) HoldSchemas(on bool) {
 	s.notify()
 }
 
+// Deny makes channel one the session may not subscribe to (GetTopic's
+// can_subscribe false, Subscribe PERMISSION_DENIED).
+func (s *Server) Deny(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denied[channel] = true
+}
+
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -258,7 +266,8 @@ func (s *Server) GetTopic(ctx context.Context, req *pubsubpb.TopicRequest) (*pub
 	if err := s.authorized(ctx); err != nil {
 		return nil, err
 	}
-	return &pubsubpb.TopicInfo{TopicName: req.GetTopicName(), TenantGuid: OrgID, CanSubscribe: true, SchemaId: s.topicSch[req.GetTopicName()]}, nil
+	return &pubsubpb.TopicInfo{TopicName: req.GetTopicName(), TenantGuid: OrgID, CanSubscribe: !s.denied[req.GetTopicName()],
+		SchemaId: s.topicSch[req.GetTopicName()]}, nil
 }
 
 // GetSchema implements pubsubpb.PubSubServer.
@@ -299,6 +308,10 @@ func (s *Server) Subscribe(stream pubsubpb.PubSub_SubscribeServer) error {
 	if err := s.authorized(ctx); err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	if s.denied[channel] {
+		s.mu.Unlock()
+		return status.Errorf(codes.PermissionDenied, "no access to %s", channel)
 	}
 	s.stats.Subscribes++
 	gen := s.dropGen
@@ -439,14 +452,4 @@ func (s *Server) Events(channel string) []*pubsubpb.ConsumerEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*pubsubpb.ConsumerEvent(nil), s.logs[channel]...)
-}
-
-// EntityOf is a convenience for tests: the entity of a channel.
-func EntityOf(channel string) string {
-	for _, e := range []string{cdc.EntityOpportunity, cdc.EntityContactRole} {
-		if Channel(e) == channel {
-			return e
-		}
-	}
-	return ""
 }

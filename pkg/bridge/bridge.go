@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,6 +155,7 @@ type channel struct {
 	preset pubsubpb.ReplayPreset // when resume is nil
 	skip   map[string]bool       // replay ids already in Kafka (from recovery)
 
+	checked  bool         // GetTopic said the channel may be subscribed to
 	inFlight atomic.Int64 // requested and not yet acknowledged by Kafka
 	lagFrom  atomic.Int64 // commit time (ms) of the newest event written; 0: caught up
 
@@ -280,6 +280,9 @@ func (c *channel) run(ctx context.Context) error {
 			if errors.As(err, &ae) {
 				return err
 			}
+			if st, ok := status.FromError(err); ok && st.Code() == codes.PermissionDenied {
+				return fmt.Errorf("bridge: channel %s: %w (grant the connected app's user access to the channel's objects, or remove it from bridge.channels)", c.name, err)
+			}
 			return fmt.Errorf("bridge: channel %s: %w", c.name, err)
 		}
 		c.b.metrics.reconnects.Inc()
@@ -308,6 +311,16 @@ func (c *channel) subscribe(ctx context.Context) (delivered bool, err error) {
 	octx, err := c.b.session.outgoing(sctx)
 	if err != nil {
 		return false, err
+	}
+	if !c.checked {
+		info, err := c.b.client.GetTopic(octx, &pubsubpb.TopicRequest{TopicName: c.name})
+		if err != nil {
+			return false, fmt.Errorf("GetTopic: %w", err)
+		}
+		if !info.GetCanSubscribe() {
+			return false, status.Errorf(codes.PermissionDenied, "GetTopic: the session may not subscribe to %s", c.name)
+		}
+		c.checked = true
 	}
 	stream, err := c.b.client.Subscribe(octx)
 	if err != nil {
@@ -553,12 +566,4 @@ func (c *channel) send(ctx context.Context, msgs []kafka.Message, events []event
 			return ctx.Err()
 		}
 	}
-}
-
-// Channels returns the configured channels, sorted (the closed set of the
-// channel label).
-func (b *Bridge) Channels() []string {
-	out := append([]string(nil), b.cfg.Channels...)
-	sort.Strings(out)
-	return out
 }

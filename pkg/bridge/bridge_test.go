@@ -254,22 +254,32 @@ func TestAuthErrors(t *testing.T) {
 		}
 	})
 	tests := []struct {
-		name  string
-		fault func(*fakepubsub.Server)
-		want  []string
+		name   string
+		fault  func(*fakepubsub.Server)
+		before bool // the fault is there before the bridge starts
+		want   []string
 	}{
 		{"session refused after renewal", func(s *fakepubsub.Server) { s.RejectSessions(true) },
-			[]string{"a fresh session was refused too", "salesforce.client_id", "Unauthenticated"}},
+			false, []string{"a fresh session was refused too", "salesforce.client_id", "Unauthenticated"}},
 		{"credentials refused", func(s *fakepubsub.Server) { s.RefuseCredentials(true); s.ExpireSessions() },
-			[]string{"invalid_client", "salesforce.client_secret"}},
+			false, []string{"invalid_client", "salesforce.client_secret"}},
+		{"channel no longer permitted", func(s *fakepubsub.Server) { s.Deny(channels[1]); s.DropStreams() }, false,
+			[]string{"channel " + channels[1], "PermissionDenied", "bridge.channels"}},
+		{"channel never permitted", func(s *fakepubsub.Server) { s.Deny(channels[1]) }, true,
+			[]string{"may not subscribe to " + channels[1], "bridge.channels"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, 1)
+			if tt.before {
+				tt.fault(h.srv)
+			}
 			r := h.start(h.config())
-			h.publish(3)
-			h.waitAll(60 * time.Second)
-			tt.fault(h.srv)
+			if !tt.before {
+				h.publish(3)
+				h.waitAll(60 * time.Second)
+				tt.fault(h.srv)
+			}
 			err := r.failed(t)
 			for _, w := range tt.want {
 				if err == nil || !strings.Contains(err.Error(), w) {
