@@ -53,7 +53,9 @@
 // written before resubscribing after it. An UNAUTHENTICATED answer makes
 // the bridge fetch a new token and try again once; a second one in a row,
 // or a token endpoint that refuses the credentials, ends Run with an error
-// naming the salesforce.* keys to check.
+// naming the salesforce.* keys to check. GetTopic is asked once per channel
+// before its first subscription; a channel the session may not read
+// (can_subscribe false, PERMISSION_DENIED) ends Run naming bridge.channels.
 //
 // Metrics (registered on the injected registerer):
 // oppsync_bridge_events_total{channel}, oppsync_bridge_lag_seconds (now −
