@@ -11,7 +11,7 @@ PKGS ?= ./...
 TEST_TIMEOUT ?= 30m
 WITH_SERVICES := test/with-services.sh
 
-.PHONY: all test test-unit test-faults bench bench-scale vet lint build services-up services-down services-reset env
+.PHONY: all test test-unit test-faults bench bench-scale vet lint build generate services-up services-down services-reset env
 
 all: build
 
@@ -71,6 +71,32 @@ $(STATICCHECK):
 
 build:
 	$(GO) build -o bin/oppsync ./cmd/oppsync
+
+## generate: the Go code of proto/pubsub_api.proto (the Salesforce Pub/Sub
+## API client of `oppsync bridge`), committed in pkg/bridge/pubsubpb. Needs
+## protoc (Debian's protobuf-compiler, installed when missing); the two Go
+## plugins are installed at pinned versions into .cache/bin.
+PROTOC_GEN_GO_VERSION ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+PROTOC_GEN_GO := $(CURDIR)/.cache/bin/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC := $(CURDIR)/.cache/bin/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+generate: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+	command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }
+	mkdir -p pkg/bridge/pubsubpb
+	protoc --proto_path=proto \
+		--plugin=protoc-gen-go=$(PROTOC_GEN_GO) --go_out=pkg/bridge/pubsubpb --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) --go-grpc_out=pkg/bridge/pubsubpb --go-grpc_opt=paths=source_relative \
+		proto/pubsub_api.proto
+
+$(PROTOC_GEN_GO):
+	mkdir -p $(CURDIR)/.cache/bin
+	GOBIN=$(CURDIR)/.cache/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	mv $(CURDIR)/.cache/bin/protoc-gen-go $@
+
+$(PROTOC_GEN_GO_GRPC):
+	mkdir -p $(CURDIR)/.cache/bin
+	GOBIN=$(CURDIR)/.cache/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	mv $(CURDIR)/.cache/bin/protoc-gen-go-grpc $@
 
 ## services-up: start Redis and Kafka and leave them running; prints their env.
 services-up:

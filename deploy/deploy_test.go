@@ -250,7 +250,7 @@ func loadConfig(t *testing.T, text string, environ []string) *config.Config {
 }
 
 func TestConfigFilesLoad(t *testing.T) {
-	for _, f := range []string{filepath.Join("compose", "oppsync.yml"), filepath.Join("docker", "config.yml")} {
+	for _, f := range []string{filepath.Join("compose", "oppsync.yml"), filepath.Join("compose", "bridge.yml"), filepath.Join("docker", "config.yml")} {
 		t.Run(f, func(t *testing.T) {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -392,7 +392,7 @@ func TestCompose(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"kafka", "oppsync", "produce", "prometheus", "redis", "schema-registry"}
+	want := []string{"bridge", "kafka", "oppsync", "produce", "prometheus", "redis", "schema-registry"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
@@ -466,5 +466,122 @@ func TestDockerfile(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+}
+
+// The bridge of the compose stack: only with the salesforce profile, its
+// credentials from the env file whose example is committed, its config
+// loading with them, oppsync reading the schemas topic it writes, and the
+// Kafka healthcheck creating that topic compacted.
+func TestComposeBridge(t *testing.T) {
+	doc := decodeAll(t, filepath.Join(repoRoot, "docker-compose.yml"))[0]
+	services, _ := doc["services"].(map[string]any)
+	br := services["bridge"]
+	if fmt.Sprint(get(br, "profiles")) != "[salesforce]" {
+		t.Errorf("bridge profiles = %v, want [salesforce]", get(br, "profiles"))
+	}
+	if cmd := fmt.Sprint(get(br, "command")); !strings.Contains(cmd, "bridge") {
+		t.Errorf("bridge command = %s", cmd)
+	}
+	if get(br, "depends_on", "kafka", "condition") != "service_healthy" {
+		t.Error("the bridge does not wait for Kafka to be healthy")
+	}
+	envFile, _ := get(br, "env_file", 0, "path").(string)
+	if envFile != "./deploy/salesforce.env" {
+		t.Fatalf("bridge env_file = %q", envFile)
+	}
+	example, err := os.ReadFile(filepath.Join(repoRoot, envFile+".example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var environ []string
+	for _, line := range strings.Split(string(example), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			environ = append(environ, line)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join("compose", "bridge.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadConfig(t, string(b), environ)
+	if cfg.Salesforce.InstanceURL == "" || cfg.Salesforce.ClientID == "" || cfg.Salesforce.ClientSecret == "" {
+		t.Errorf("the env file example does not set the Salesforce credentials: %+v", cfg.Redacted().Salesforce)
+	}
+	if ports := fmt.Sprint(get(br, "ports")); !strings.Contains(ports, strings.TrimPrefix(cfg.HTTP.Addr, ":")) {
+		t.Errorf("bridge ports %s do not publish http.addr %s", ports, cfg.HTTP.Addr)
+	}
+	b, err = os.ReadFile(filepath.Join("compose", "oppsync.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := loadConfig(t, string(b), nil); run.Schemas.Topic != cfg.Bridge.SchemasTopic {
+		t.Errorf("oppsync reads schemas.topic %q, the bridge writes %q", run.Schemas.Topic, cfg.Bridge.SchemasTopic)
+	}
+	hc := fmt.Sprint(get(services, "kafka", "healthcheck", "test"))
+	if !strings.Contains(hc, "--topic "+cfg.Bridge.SchemasTopic) || !strings.Contains(hc, "cleanup.policy=compact") {
+		t.Errorf("the kafka healthcheck does not create the compacted %s", cfg.Bridge.SchemasTopic)
+	}
+}
+
+func TestKubernetesBridgeDeployment(t *testing.T) {
+	m := map[string]map[string]any{}
+	files, err := filepath.Glob(filepath.Join("kubernetes", "bridge", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		for _, doc := range decodeAll(t, f) {
+			kind, _ := doc["kind"].(string)
+			m[kind] = doc
+		}
+	}
+	var listed []string
+	for _, r := range get(m["Kustomization"], "resources").([]any) {
+		listed = append(listed, filepath.Join("kubernetes", "bridge", r.(string)))
+	}
+	listed = append(listed, filepath.Join("kubernetes", "bridge", "kustomization.yaml"))
+	sort.Strings(listed)
+	if !slices.Equal(listed, files) {
+		t.Errorf("kustomization resources %v, files %v", listed, files)
+	}
+	d := m["Deployment"]
+	if get(d, "spec", "replicas") != 1 || get(d, "spec", "strategy", "type") != "Recreate" {
+		t.Errorf("replicas %v, strategy %v: want exactly one bridge at any time", get(d, "spec", "replicas"), get(d, "spec", "strategy", "type"))
+	}
+	c := get(d, "spec", "template", "spec", "containers", 0)
+	if args := fmt.Sprint(get(c, "args")); !strings.Contains(args, "bridge") || !strings.Contains(args, "/etc/oppsync/config.yml") {
+		t.Errorf("args = %s", args)
+	}
+	for _, p := range []struct{ probe, path string }{{"readinessProbe", "/readyz"}, {"livenessProbe", "/healthz"}} {
+		if got := get(c, p.probe, "httpGet", "path"); got != p.path {
+			t.Errorf("%s path = %v, want %s", p.probe, got, p.path)
+		}
+	}
+	sc := get(c, "securityContext")
+	if get(sc, "readOnlyRootFilesystem") != true || get(sc, "runAsNonRoot") != true || get(sc, "allowPrivilegeEscalation") != false {
+		t.Errorf("container securityContext not locked down: %v", sc)
+	}
+	var environ []string
+	envs, _ := get(c, "env").([]any)
+	for _, e := range envs {
+		name, _ := get(e, "name").(string)
+		key, _ := get(e, "valueFrom", "secretKeyRef", "key").(string)
+		if get(e, "valueFrom", "secretKeyRef", "name") != get(m["Secret"], "metadata", "name") || get(m["Secret"], "stringData", key) == nil {
+			t.Errorf("%s does not come from a key of the Secret", name)
+		}
+		environ = append(environ, name+"=placeholder")
+	}
+	text, _ := get(m["ConfigMap"], "data", "config.yml").(string)
+	cfg := loadConfig(t, text, environ)
+	if cfg.Salesforce.ClientSecret == "" || cfg.Salesforce.InstanceURL == "" {
+		t.Error("the bridge config lacks Salesforce credentials")
+	}
+	grace, _ := get(d, "spec", "template", "spec", "terminationGracePeriodSeconds").(int)
+	if time.Duration(grace)*time.Second <= cfg.ShutdownTimeout {
+		t.Errorf("terminationGracePeriodSeconds %d <= shutdown_timeout %s", grace, cfg.ShutdownTimeout)
+	}
+	if port := get(c, "ports", 0, "containerPort"); fmt.Sprint(":", port) != cfg.HTTP.Addr {
+		t.Errorf("containerPort %v, http.addr %s", port, cfg.HTTP.Addr)
 	}
 }

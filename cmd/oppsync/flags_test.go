@@ -13,6 +13,7 @@ import (
 func TestEveryCommandHasHelp(t *testing.T) {
 	commands := map[string][]string{ // command → flags its help must list
 		"run":     {"--config", "--kafka.brokers", "--redis.addrs", "--streams.maxlen"},
+		"bridge":  {"--config", "--bridge.channels", "--bridge.max_in_flight", "--salesforce.client_id", "--kafka.brokers"},
 		"config":  {"--config", "--org_id"},
 		"import":  {"--opportunities", "--contact-roles", "--max-field-bytes", "--emit-triggers", "--kafka.brokers"},
 		"resync":  {"--stale", "--ids", "--entity", "--salesforce.instance_url"},
@@ -86,6 +87,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"tail", "--min-idle", "0s"}, "tail: --min-idle must be a positive duration, got 0s"},
 		{[]string{"tail", "--format", "xml"}, `tail: --format must be text or json, got "xml"`},
 		{[]string{"tail", "--count", "-1"}, `tail: invalid value "-1" for flag --count`},
+		{[]string{"bridge"}, "salesforce.instance_url: required by oppsync bridge"},
+		{[]string{"bridge", "--bridge.start", "now"}, "bridge.start"},
+		{[]string{"bridge", "--salesforce.instance_url", "https://acme.my.salesforce.com", "--salesforce.client_id", "x"}, "salesforce.client_secret"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -3,6 +3,7 @@
 // streams (see README.md and CONTRACT.md).
 //
 //	oppsync run [--config FILE] [--<key>=<value> ...]
+//	oppsync bridge [--config FILE] [--<key>=<value> ...]
 //	oppsync demo [--duration D] [--brokers B] [--redis A] [--rate N]
 //	oppsync produce --brokers B [--count N] [--rate N] [--framing pubsub|confluent] ...
 //	oppsync tail [--stream added|removed|updated|dlq|resync|campaign:ID] [--group G] [--consumer NAME] ...
@@ -41,6 +42,7 @@ const usage = `usage: oppsync <command> [flags]
 
 commands:
   run       consume, apply, emit, serve HTTP (flags: --config FILE, --<config.key>=VALUE)
+  bridge    Salesforce Pub/Sub API → Kafka: subscribe to bridge.channels, write raw events (flags: as run)
   demo      the service on embedded defaults with generated Salesforce traffic
   produce   publish synthetic Salesforce CDC events to a Kafka cluster
   bench     drive generated events through the pipeline against real Kafka and Redis
@@ -73,6 +75,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "bridge":
+		err = cmdBridge(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "produce":
@@ -92,7 +96,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q (want run, demo, produce, bench, import, resync, tail, config or version)", args[0])
+		err = usagef("unknown command %q (want run, bridge, demo, produce, bench, import, resync, tail, config or version)", args[0])
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0

@@ -37,6 +37,8 @@ type service struct {
 	src   *source.Source
 	rc    *reconcile.Reconciler // nil unless salesforce.instance_url is set
 	trim  *retention.Trimmer
+	// schemaTopic holds the schemas read from schemas.topic; nil unless set.
+	schemaTopic *decode.TopicSource
 }
 
 type serviceOptions struct {
@@ -115,7 +117,12 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	if s.rc, err = newReconciler(cfg, s.store, s.reg, log); err != nil {
 		return nil, err
 	}
-	s.dec, err = decode.New(cfg.Decode(), opts.schemas...)
+	schemaSources := opts.schemas
+	if cfg.Schemas.Topic != "" {
+		s.schemaTopic = decode.NewTopicSource(cfg.Schemas.Wait)
+		schemaSources = append(append([]decode.SchemaSource(nil), schemaSources...), s.schemaTopic)
+	}
+	s.dec, err = decode.New(cfg.Decode(), schemaSources...)
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
@@ -293,6 +300,14 @@ func (s *service) run(ctx context.Context) error {
 		// The reconciler retries its own failures (a Salesforce outage
 		// included) and never ends the service.
 		g.spawn(stageBackground, "reconciler", s.rc.Run)
+	}
+	if s.schemaTopic != nil {
+		// Schemas published by oppsync bridge: read from the start of the
+		// topic, then followed, so a new schema id needs no restart.
+		g.spawn(stageBackground, "schemas topic follower", func(ctx context.Context) error {
+			return source.FollowSchemas(ctx, s.cfg.Source(), s.cfg.Schemas.Topic, s.schemaTopic,
+				s.log.With().Str("component", "schemas").Logger())
+		})
 	}
 	// Stream retention runs on every instance (passes are idempotent).
 	g.spawn(stageBackground, "retention trimmer", s.trim.Run)

@@ -29,6 +29,7 @@ type Config struct {
 	HTTP           HTTP           `yaml:"http"`
 	Log            Log            `yaml:"log"`
 	Salesforce     Salesforce     `yaml:"salesforce"`
+	Bridge         Bridge         `yaml:"bridge"`
 	// ShutdownTimeout bounds the ordered shutdown after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -68,9 +69,50 @@ type SchemaRegistry struct {
 	Timeout      time.Duration `yaml:"timeout"`
 }
 
-// Schemas configures the directory of <schemaId>.avsc files for raw Pub/Sub payloads.
+// Schemas configures where the writer schemas of raw Pub/Sub payloads come
+// from: a directory of <schemaId>.avsc files, and/or the compacted topic
+// `oppsync bridge` publishes them to.
 type Schemas struct {
 	Dir string `yaml:"dir"`
+	// Topic is a compacted Kafka topic of schemas (key schema id, value the
+	// schema JSON), read from the start and followed live; empty: none.
+	Topic string `yaml:"topic"`
+	// Wait bounds how long a message whose schema id is not on Topic yet
+	// waits for it before it is dead-lettered as schema_not_found.
+	Wait time.Duration `yaml:"wait"`
+}
+
+// BridgeTLS configures the bridge's TLS to the Pub/Sub API.
+type BridgeTLS struct {
+	// CAFile replaces the system roots for the endpoint's certificate.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Bridge configures `oppsync bridge`: Salesforce Pub/Sub API → Kafka
+// (CONTRACT §9). It authenticates with the salesforce.* OAuth settings and
+// writes with the kafka.* connection settings.
+type Bridge struct {
+	// Channels are the Pub/Sub topics subscribed to, e.g.
+	// /data/OpportunityChangeEvent.
+	Channels []string `yaml:"channels"`
+	// Endpoint is the Pub/Sub API's host:port.
+	Endpoint string    `yaml:"endpoint"`
+	TLS      BridgeTLS `yaml:"tls"`
+	// Plaintext talks to Endpoint without TLS (a local proxy, a test server).
+	Plaintext bool `yaml:"plaintext"`
+	// MaxInFlight bounds the events requested from Salesforce and not yet
+	// acknowledged by Kafka.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// TopicPrefix + the change event name is an event's Kafka topic.
+	TopicPrefix string `yaml:"topic_prefix"`
+	// SchemasTopic is the compacted topic schemas are published to.
+	SchemasTopic string `yaml:"schemas_topic"`
+	// Start is where a deployment without a stored position starts:
+	// "latest" or "earliest".
+	Start string `yaml:"start"`
+	// OnExpiredReplay is what to do when Salesforce no longer has the stored
+	// replay id: "fail", "earliest" or "latest".
+	OnExpiredReplay string `yaml:"on_expired_replay"`
 }
 
 // Redis configures the Redis client; several Addrs mean Redis Cluster.
@@ -183,12 +225,22 @@ func Default() *Config {
 			IgnoreFields:       []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"},
 			PendingRoleTimeout: st.PendingTimeout,
 		},
+		Schemas:         Schemas{Wait: 10 * time.Second},
 		Activity:        Activity{Retention: st.ActivityRetention},
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
 		Salesforce: Salesforce{APIVersion: "61.0", RateLimit: 10, Interval: time.Minute, Timeout: 30 * time.Second,
 			OverflowResync: true, MaxAPICallsPerDay: 10000},
+		Bridge: Bridge{
+			Channels:        []string{"/data/OpportunityChangeEvent", "/data/OpportunityContactRoleChangeEvent"},
+			Endpoint:        "api.pubsub.salesforce.com:7443",
+			MaxInFlight:     100,
+			TopicPrefix:     "salesforce.",
+			SchemasTopic:    "salesforce.schemas",
+			Start:           "latest",
+			OnExpiredReplay: "fail",
+		},
 	}
 }
 
@@ -253,6 +305,7 @@ func (c *Config) clone() *Config {
 	r.Redis.Addrs = cloneSlice(c.Redis.Addrs)
 	r.Access.HiddenFields = cloneSlice(c.Access.HiddenFields)
 	r.Triggers.IgnoreFields = cloneSlice(c.Triggers.IgnoreFields)
+	r.Bridge.Channels = cloneSlice(c.Bridge.Channels)
 	if c.Currency.Rates != nil {
 		r.Currency.Rates = make(map[string]float64, len(c.Currency.Rates))
 		for k, v := range c.Currency.Rates {

@@ -23,7 +23,7 @@ var (
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateOrg, c.validateKafka, c.validateRegistry, c.validateRedis,
-		c.validateMisc, c.validateHTTP, c.validateLog, c.validateSalesforce,
+		c.validateMisc, c.validateHTTP, c.validateLog, c.validateSalesforce, c.validateBridge,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -56,7 +56,7 @@ func (c *Config) validateKafka() error {
 	}
 	seen := map[string]bool{}
 	for _, t := range k.Topics {
-		if !topicPattern.MatchString(t) || t == "." || t == ".." {
+		if !validTopic(t) {
 			return keyErr("kafka.topics", "%q is not a valid topic name", t)
 		}
 		if seen[t] {
@@ -170,6 +170,12 @@ func (c *Config) validateMisc() error {
 		}
 	}
 	if err := positive("triggers.pending_role_timeout", c.Triggers.PendingRoleTimeout); err != nil {
+		return err
+	}
+	if c.Schemas.Topic != "" && !validTopic(c.Schemas.Topic) {
+		return keyErr("schemas.topic", "%q is not a valid topic name", c.Schemas.Topic)
+	}
+	if err := positive("schemas.wait", c.Schemas.Wait); err != nil {
 		return err
 	}
 	if err := positive("activity.retention", c.Activity.Retention); err != nil {
@@ -289,6 +295,60 @@ func (c *Config) validateSalesforce() error {
 	}
 	if sf.ClientSecret == "" {
 		return keyErr("salesforce.client_secret", "required when salesforce.instance_url is set")
+	}
+	return nil
+}
+
+func validTopic(t string) bool { return topicPattern.MatchString(t) && t != "." && t != ".." }
+
+// channelPattern is a Pub/Sub API channel of change events: a standard
+// channel (/data/OpportunityChangeEvent, /data/ChangeEvents) or a custom one
+// (/data/Sales__chn). Channels become metric labels and log fields.
+var channelPattern = regexp.MustCompile(`^/data/[A-Za-z][A-Za-z0-9_]{0,79}$`)
+
+// maxBridgeInFlight bounds bridge.max_in_flight: what is in flight is held
+// in memory, up to 1 MB an event.
+const maxBridgeInFlight = 1000
+
+func (c *Config) validateBridge() error {
+	b := c.Bridge
+	if len(b.Channels) == 0 {
+		return keyErr("bridge.channels", "must name at least one channel")
+	}
+	seen := map[string]bool{}
+	for _, ch := range b.Channels {
+		if !channelPattern.MatchString(ch) {
+			return keyErr("bridge.channels", "%q is not a change event channel like /data/OpportunityChangeEvent", ch)
+		}
+		if seen[ch] {
+			return keyErr("bridge.channels", "%q is listed twice", ch)
+		}
+		seen[ch] = true
+	}
+	if err := hostPort(b.Endpoint, false); err != nil {
+		return keyErr("bridge.endpoint", "%v", err)
+	}
+	if b.Plaintext && b.TLS.CAFile != "" {
+		return keyErr("bridge.tls.ca_file", "must be empty when bridge.plaintext is true")
+	}
+	if b.MaxInFlight < 1 || b.MaxInFlight > maxBridgeInFlight {
+		return keyErr("bridge.max_in_flight", "must be between 1 and %d, got %d", maxBridgeInFlight, b.MaxInFlight)
+	}
+	// The longest change event name is an entity name of up to 80 characters
+	// plus "ChangeEvent": the prefix leaves room for it.
+	if b.TopicPrefix != "" && (!topicPattern.MatchString(b.TopicPrefix) || len(b.TopicPrefix) > 249-91) {
+		return keyErr("bridge.topic_prefix", "%q must be at most 158 letters, digits, '.', '_' or '-'", b.TopicPrefix)
+	}
+	if !validTopic(b.SchemasTopic) {
+		return keyErr("bridge.schemas_topic", "%q is not a valid topic name", b.SchemasTopic)
+	}
+	if b.Start != "latest" && b.Start != "earliest" {
+		return keyErr("bridge.start", `must be "latest" or "earliest", got %q`, b.Start)
+	}
+	switch b.OnExpiredReplay {
+	case "fail", "earliest", "latest":
+	default:
+		return keyErr("bridge.on_expired_replay", `must be "fail", "earliest" or "latest", got %q`, b.OnExpiredReplay)
 	}
 	return nil
 }

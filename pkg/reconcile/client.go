@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/oppsync/oppsync/pkg/backoff"
+	"github.com/oppsync/oppsync/pkg/sfauth"
 )
 
 // Doer sends HTTP requests (*http.Client). It must honour the request's
@@ -71,97 +72,35 @@ type client struct {
 }
 
 func (c *client) authenticate(ctx context.Context) (string, *url.URL, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.cfg.ClientID}, "client_secret": {c.cfg.ClientSecret}}
-	var out struct {
-		AccessToken string `json:"access_token"`
-		InstanceURL string `json:"instance_url"`
-		TokenType   string `json:"token_type"`
-	}
+	var sess sfauth.Session
 	err := c.retry(ctx, func() error {
 		if err := c.lim.wait(ctx); err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenURL, strings.NewReader(form.Encode()))
+		req, err := sfauth.NewRequest(ctx, c.cfg.TokenURL, c.cfg.ClientID, c.cfg.ClientSecret)
 		if err != nil {
 			return permanent{err}
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", "application/json")
 		body, err := c.send(req, kindToken)
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(body, &out); err != nil {
-			return permanent{&AnswerError{Kind: kindToken, Err: fmt.Errorf("decoding: %w", err)}}
+		if sess, err = sfauth.ParseAnswer(body, c.base); err != nil {
+			return permanent{&AnswerError{Kind: kindToken, Err: err}}
 		}
 		return nil
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("authenticating: %w", err)
 	}
-	if err := validToken(out.AccessToken, out.TokenType); err != nil {
-		return "", nil, fmt.Errorf("authenticating: %w", &AnswerError{Kind: kindToken, Err: err})
-	}
-	inst := c.base
-	if out.InstanceURL != "" {
-		u, err := instanceURL(out.InstanceURL, c.base.Scheme)
-		if err != nil {
-			return "", nil, fmt.Errorf("authenticating: %w", &AnswerError{Kind: kindToken, Err: fmt.Errorf("instance_url: %w", err)})
-		}
-		inst = u
-	}
 	c.mu.Lock()
-	c.token, c.instance = out.AccessToken, inst
+	c.token, c.instance = sess.AccessToken, sess.InstanceURL
 	c.mu.Unlock()
-	return out.AccessToken, inst, nil
+	return sess.AccessToken, sess.InstanceURL, nil
 }
 
-// validToken checks the token answer's fields: the token goes into a
-// header, so it must be a short run of visible ASCII.
-func validToken(tok, typ string) error {
-	if tok == "" {
-		return errors.New("the token answer has no access_token")
-	}
-	if len(tok) > maxTokenLen {
-		return fmt.Errorf("access_token is %d bytes long (at most %d)", len(tok), maxTokenLen)
-	}
-	for i := 0; i < len(tok); i++ {
-		if tok[i] <= ' ' || tok[i] >= 0x7f {
-			return errors.New("access_token holds a character that is not visible ASCII")
-		}
-	}
-	if typ != "" && !strings.EqualFold(typ, "Bearer") {
-		return fmt.Errorf("token_type is %s, want Bearer", quote(typ))
-	}
-	return nil
-}
-
-// instanceURL parses an instance URL (configured, or from the token
-// answer): an origin only, http(s) with a host, no user info, path, query or
-// fragment. scheme, when set, is the configured one: an answer may not
-// downgrade https to http.
-func instanceURL(raw, scheme string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || !utf8.ValidString(raw) {
-		return nil, errors.New("not a URL")
-	}
-	// The value may carry credentials: errors show it with them masked.
-	shown := *u
-	shown.User = nil
-	str := shown.String()
-	if u.User != nil {
-		str = strings.Replace(str, "://", "://***@", 1)
-	}
-	switch {
-	case u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.Hostname() == "":
-		return nil, fmt.Errorf("%s is not an http(s) URL with a host", quote(str))
-	case scheme == "https" && u.Scheme != "https":
-		return nil, fmt.Errorf("%s is not https like the configured instance URL", quote(str))
-	case u.User != nil, u.Path != "", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
-		return nil, fmt.Errorf("%s must be a scheme and host only (no user, path or query)", quote(str))
-	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
+// instanceURL checks an instance URL (sfauth.InstanceURL).
+func instanceURL(raw, scheme string) (*url.URL, error) { return sfauth.InstanceURL(raw, scheme) }
 
 func (c *client) session(ctx context.Context) (string, *url.URL, error) {
 	c.mu.Lock()
@@ -340,9 +279,9 @@ const (
 
 // Bounds of what an answer may be.
 const (
-	maxTokenLen     = 4096
+	maxTokenLen     = sfauth.MaxTokenLen
 	maxRefLen       = 16384
-	maxTokenAnswer  = 64 << 10
+	maxTokenAnswer  = sfauth.MaxAnswer
 	maxErrorMessage = 512
 )
 
