@@ -77,7 +77,7 @@ type subject struct {
 }
 
 func (s *subject) value(c *Constraint) cdc.Value {
-	if c.col >= 0 && s.opp != nil && s.opp.row != nil && c.Field != "Id" {
+	if c.col >= 0 && s.opp != nil && s.opp.row != "" && c.Field != "Id" {
 		if !s.opp.Known {
 			return cdc.Null
 		}

@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,53 @@ func TestCompactKeepsValues(t *testing.T) {
 	}
 	if !o.Value("NoSuchField__c").IsNull() {
 		t.Error("an unknown field is not null")
+	}
+}
+
+// Compact rows keep every value exactly: numbers, booleans, texts of every
+// kind (shared or inline, empty, long), and rows over 64 KiB.
+func TestCompactRowValues(t *testing.T) {
+	long := strings.Repeat("x", 70_000)
+	tests := []struct {
+		name   string
+		fields map[string]cdc.Value
+	}{
+		{"numbers", map[string]cdc.Value{"Amount": cdc.Number(-1.25), "Seats__c": cdc.Number(0), "Probability": cdc.Number(1e300)}},
+		{"booleans", map[string]cdc.Value{"IsClosed": cdc.Bool(true), "IsWon": cdc.Bool(false)}},
+		{"texts", map[string]cdc.Value{"StageName": cdc.String("Closed Won"), "NextStep": cdc.String(""),
+			"CloseDate": {Kind: cdc.KindDate, Str: "2026-12-15"}, "LastStageChangeDate": {Kind: cdc.KindDateTime, Str: "2026-11-27T10:00:00.000Z"},
+			"Description": cdc.String(strings.Repeat("long text ", 20))}},
+		{"a row over 64 KiB", map[string]cdc.Value{"Description": cdc.String(long), "Amount": cdc.Number(5), "Name": cdc.String("Acme")}},
+		{"nulls", map[string]cdc.Value{"Amount": cdc.Null, "Name": cdc.String("n")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &Opportunity{ID: "006000000000001AAA", Known: true, Fields: map[string]cdc.Value{}}
+			for k, v := range tt.fields {
+				o.Fields[k] = v
+			}
+			o.Compact()
+			if o.ID != "006000000000001AAA" {
+				t.Errorf("ID = %q", o.ID)
+			}
+			for k, v := range tt.fields {
+				if got := o.Value(k); got != v {
+					t.Errorf("%s = %+v, want %+v", k, got, v)
+				}
+			}
+		})
+	}
+	// More distinct short values than a column shares: the rest are kept
+	// in their rows.
+	var opps []*Opportunity
+	for i := range 3 * sharedMax {
+		o := &Opportunity{ID: fmt.Sprint(i), Known: true, Fields: map[string]cdc.Value{"Region__c": cdc.String(fmt.Sprintf("region %d", i))}}
+		o.Compact()
+		opps = append(opps, o)
+	}
+	for i, o := range opps {
+		if got := o.Value("Region__c").Str; got != fmt.Sprintf("region %d", i) {
+			t.Fatalf("opportunity %d: Region__c = %q", i, got)
+		}
 	}
 }

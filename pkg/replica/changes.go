@@ -13,7 +13,10 @@ import (
 
 // The changes stream has one entry per apply call, naming in its "opps"
 // field the opportunity groups the call wrote (space-separated; "opp", one
-// group, is what earlier versions wrote). It is capped at ChangesMaxLen.
+// group, is what earlier versions wrote) and in its "acts" field the people
+// whose activity log the call wrote (space-separated, possibly empty;
+// entries of earlier versions have no "acts"). It is capped at
+// ChangesMaxLen.
 
 // ChangesEnd returns the id of the last entry of the changes stream ("0-0"
 // when it is empty): a reader that loads everything and then follows from
@@ -32,7 +35,13 @@ func (r *Replica) ChangesEnd(ctx context.Context) (string, error) {
 // Changes is one read of the changes stream.
 type Changes struct {
 	Groups []string // the groups written, each once, in stream order
-	Last   string   // the id of the last entry read ("" when none was)
+	// People are the people whose activity was written, each once.
+	People []string
+	// Unlisted is true when an entry read does not list the people whose
+	// activity it wrote (written by an earlier version): any person of its
+	// groups may have new activity.
+	Unlisted bool
+	Last     string // the id of the last entry read ("" when none was)
 	// Lost is true when the stream was trimmed past the reader's position:
 	// changes were missed, the reader must load everything again.
 	Lost bool
@@ -59,7 +68,7 @@ func (r *Replica) ReadChanges(ctx context.Context, after string, count int64, bl
 		}
 	}
 	var out Changes
-	seen := map[string]bool{}
+	seen, people := map[string]bool{}, map[string]bool{}
 	for _, s := range res {
 		for _, m := range s.Messages {
 			out.Last = m.ID
@@ -71,6 +80,16 @@ func (r *Replica) ReadChanges(ctx context.Context, after string, count int64, bl
 				if !seen[id] {
 					seen[id] = true
 					out.Groups = append(out.Groups, id)
+				}
+			}
+			acts, ok := m.Values["acts"].(string)
+			if !ok {
+				out.Unlisted = true
+			}
+			for _, p := range strings.Fields(acts) {
+				if !people[p] {
+					people[p] = true
+					out.People = append(out.People, p)
 				}
 			}
 		}

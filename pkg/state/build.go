@@ -349,6 +349,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	for _, p := range order {
 		pa := acts[p]
 		t.zaddNew(s.k.Activity(p), pa.members...)
+		t.wroteActivity(p)
 		t.zaddGT(s.k.People(), pa.last, p)
 	}
 }

@@ -103,6 +103,7 @@ type tx struct {
 	zappend ordered[[]any]          // ZADD of new members (score, member pairs)
 	entries []any                   // XADD, C and T commands in order
 	notes   ordered[struct{}]       // groups written, for the changes stream
+	acts    ordered[struct{}]       // people whose activity it writes, for the changes stream
 	nCommon int
 
 	changes  int // record changes in the call
@@ -212,6 +213,9 @@ func (t *tx) trigger(key, id string, fields ...any) {
 // note records that the call wrote an opportunity group.
 func (t *tx) note(oppID string) { t.notes.at(oppID) }
 
+// wroteActivity records that the call writes a person's activity.
+func (t *tx) wroteActivity(person string) { t.acts.at(person) }
+
 // args renders the call's arguments (see applyScript) the first time it is
 // called; the tx takes no more writes after that.
 func (t *tx) args() []any {
@@ -278,7 +282,8 @@ func (t *tx) args() []any {
 	args = append(args, t.entries...)
 	if len(t.notes.keys) > 0 {
 		// Readers of the replica tail the changes stream: one entry per call.
-		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " ")}
+		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " "),
+			"acts", strings.Join(t.acts.keys, " ")}
 		args = append(args, "XADD", t.key(t.k.Stream(replica.StreamChanges)), len(entry))
 		args = append(args, entry...)
 	}

@@ -118,6 +118,7 @@ type personEntry struct {
 	last   int64                  // last activity (ms); 0 = not in the people index
 	opps   []*filters.Opportunity // opportunities with a live role of theirs
 	totals filters.Totals         // TotalsOf(id, opps)
+	acts   string                 // activity within the retention (see activity.go)
 }
 
 func (v *View) entry(p string) *personEntry {
@@ -177,6 +178,7 @@ func (v *View) Run(ctx context.Context) error {
 		return bo.Wait(ctx) == nil
 	}
 	needLoad := true
+	trimmed := time.Now()
 	for ctx.Err() == nil {
 		if needLoad {
 			if err := v.load(ctx); err != nil {
@@ -200,6 +202,10 @@ func (v *View) Run(ctx context.Context) error {
 			}
 			v.peopleRead, v.peopleDue = time.Now(), false
 		}
+		if time.Since(trimmed) > trimEvery {
+			v.trimAll()
+			trimmed = time.Now()
+		}
 		lost, err := v.follow(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -217,9 +223,18 @@ func (v *View) Run(ctx context.Context) error {
 	return nil
 }
 
-// load reads every group, person link and person of the org and swaps them
-// in. The stream position is taken first, so changes made during the load
-// are applied again afterwards (applying a group twice is harmless).
+// trimEvery is how often the activity index drops what fell out of the
+// retention.
+const trimEvery = time.Minute
+
+// loadWorkers is how many chunks a load reads and converts at once, so that
+// Redis and the conversion overlap.
+const loadWorkers = 4
+
+// load reads every group, person link, person and activity log of the org
+// and swaps them in. The stream position is taken first, so changes made
+// during the load are applied again afterwards (applying a group or
+// reading a log twice is harmless).
 func (v *View) load(ctx context.Context) error {
 	last, err := v.r.ChangesEnd(ctx)
 	if err != nil {
@@ -234,7 +249,30 @@ func (v *View) load(ctx context.Context) error {
 		return err
 	}
 	opps := make(map[string]*filters.Opportunity, len(list))
-	if err := v.readGroups(ctx, list, func(o *filters.Opportunity, _ []string) { opps[o.ID] = o }); err != nil {
+	parts := make([][]*filters.Opportunity, loadWorkers)
+	err = v.parallel(ctx, len(list), func(ctx context.Context, w, lo, hi int) error {
+		return v.readGroups(ctx, list[lo:hi], func(o *filters.Opportunity, _ []string) { parts[w] = append(parts[w], o) })
+	})
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		for _, o := range part {
+			opps[o.ID] = o
+		}
+	}
+	parts = nil
+	active := make([]string, len(people))
+	for i, p := range people {
+		active[i] = p.ID
+	}
+	logs := make([]string, len(active))
+	err = v.parallel(ctx, len(active), func(ctx context.Context, _, lo, hi int) error {
+		l, err := v.readActivityLogs(ctx, active[lo:hi])
+		copy(logs[lo:hi], l)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	persons := make(map[string]*personEntry, len(people))
@@ -265,12 +303,49 @@ func (v *View) load(ctx context.Context) error {
 			e.last = p.Last
 		}
 	}
+	for i, p := range active {
+		persons[p].acts = logs[i]
+	}
 	v.mu.Lock()
 	v.opps, v.persons, v.sorted, v.lastID, v.known = opps, persons, nil, last, inIndex
 	v.mu.Unlock()
 	v.reloads.Add(1)
 	v.loaded.Store(true)
 	return nil
+}
+
+// parallel calls fn for the chunks of [0, n), loadWorkers at a time (w is
+// the worker), and returns the first error.
+func (v *View) parallel(ctx context.Context, n int, fn func(ctx context.Context, w, lo, hi int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	errs := make([]error, loadWorkers)
+	var wg sync.WaitGroup
+	for w := range loadWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				lo := int(next.Add(int64(v.cfg.Chunk))) - v.cfg.Chunk
+				if lo >= n {
+					return
+				}
+				if err := fn(ctx, w, lo, min(lo+v.cfg.Chunk, n)); err != nil {
+					errs[w] = err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // refreshPeople re-reads the whole people index.
@@ -310,6 +385,9 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 				}
 			}
 			o := filters.FromGroup(l.Group, v.cfg.Currency)
+			for i := range o.Roles {
+				o.Roles[i].ID = "" // no filter reads it
+			}
 			o.Compact()
 			fn(o, named)
 		}
@@ -379,11 +457,24 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		}
 	}
 	v.mu.RUnlock()
+	for _, p := range ch.People {
+		affected[p] = true
+	}
 	who := make([]string, 0, len(affected))
 	for p := range affected {
 		who = append(who, p)
 	}
 	lasts, err := v.r.LastActivity(ctx, who)
+	if err != nil {
+		return false, err
+	}
+	// The people whose activity was written: those the entries list, or,
+	// for entries of earlier versions, anyone the groups may have moved.
+	wrote := ch.People
+	if ch.Unlisted {
+		wrote = append(wrote, who...)
+	}
+	logs, err := v.readActivityLogs(ctx, wrote)
 	if err != nil {
 		return false, err
 	}
@@ -408,6 +499,9 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		if lasts[i] > 0 {
 			v.setLast(v.entry(p), lasts[i])
 		}
+	}
+	for i, p := range wrote {
+		v.entry(p).acts = logs[i]
 	}
 	if int(indexed) > v.known {
 		v.peopleDue = true
