@@ -307,6 +307,7 @@ func BenchmarkQuery(b *testing.B) {
 		for range b.N {
 		}
 		b.ReportMetric(float64(seed.heap)/float64(benchOpps), "heap_bytes/opp")
+		b.ReportMetric(float64(seed.view.ActivityBytes())/float64(benchOpps), "activity_bytes/opp")
 		b.ReportMetric(seed.load.Seconds(), "load_s")
 	})
 	queries := []struct{ name, body string }{

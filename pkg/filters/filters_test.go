@@ -2,6 +2,7 @@ package filters
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -360,6 +361,8 @@ func TestCompactRowValues(t *testing.T) {
 		fields map[string]cdc.Value
 	}{
 		{"numbers", map[string]cdc.Value{"Amount": cdc.Number(-1.25), "Seats__c": cdc.Number(0), "Probability": cdc.Number(1e300)}},
+		{"integers", map[string]cdc.Value{"Amount": cdc.Number(205000), "Seats__c": cdc.Number(-7), "Probability": cdc.Number(math.Copysign(0, -1)),
+			"ExpectedRevenue": cdc.Number(1 << 53), "N1": cdc.Number(1<<53 - 1), "N2": cdc.Number(-(1<<53 - 1)), "N3": cdc.Number(math.MaxInt64)}},
 		{"booleans", map[string]cdc.Value{"IsClosed": cdc.Bool(true), "IsWon": cdc.Bool(false)}},
 		{"texts", map[string]cdc.Value{"StageName": cdc.String("Closed Won"), "NextStep": cdc.String(""),
 			"CloseDate": {Kind: cdc.KindDate, Str: "2026-12-15"}, "LastStageChangeDate": {Kind: cdc.KindDateTime, Str: "2026-11-27T10:00:00.000Z"},
@@ -396,5 +399,62 @@ func TestCompactRowValues(t *testing.T) {
 		if got := o.Value("Region__c").Str; got != fmt.Sprintf("region %d", i) {
 			t.Fatalf("opportunity %d: Region__c = %q", i, got)
 		}
+	}
+	// Date-times past the shared ones: milliseconds when they read back
+	// exactly, else the text.
+	stamp := func(i int) cdc.Value {
+		switch i % 3 {
+		case 0:
+			return cdc.DateTimeFromMillis(1_790_000_000_000 + int64(i))
+		case 1:
+			return cdc.Value{Kind: cdc.KindDateTime, Str: fmt.Sprintf("2026-11-27T10:00:%02dZ", i%60)}
+		}
+		return cdc.Value{Kind: cdc.KindDateTime, Str: "1969-12-31T23:59:59.999Z"}
+	}
+	opps = nil
+	for i := range 3 * sharedMax {
+		o := &Opportunity{ID: fmt.Sprint(i), Known: true, Fields: map[string]cdc.Value{"LastModifiedDate": stamp(i)}}
+		o.Compact()
+		opps = append(opps, o)
+	}
+	for i, o := range opps {
+		if got := o.Value("LastModifiedDate"); got != stamp(i) {
+			t.Fatalf("opportunity %d: LastModifiedDate = %+v, want %+v", i, got, stamp(i))
+		}
+	}
+}
+
+// Compact rows keep the roles: contacts, names (shared or long), flags.
+func TestCompactRowRoles(t *testing.T) {
+	long := strings.Repeat("Executive Sponsor ", 10)
+	roles := []Role{
+		{ID: "00KA", ContactID: "003A", Role: "Decision Maker", IsPrimary: true},
+		{ID: "00KB", ContactID: "003B", Role: long},
+		{ID: "00KC", ContactID: "003A", Role: "", Pending: true},
+	}
+	o := &Opportunity{ID: "006A", Known: true, Fields: map[string]cdc.Value{"Amount": cdc.Number(1)}, Roles: append([]Role(nil), roles...)}
+	o.Compact()
+	if o.Roles != nil || o.RoleCount() != 3 {
+		t.Fatalf("Roles = %v, RoleCount = %d", o.Roles, o.RoleCount())
+	}
+	for _, p := range []string{"003A", "003B", "003Z"} {
+		var want []Role
+		for _, r := range roles {
+			if r.ContactID == p {
+				r.ID = "" // not kept
+				want = append(want, r)
+			}
+		}
+		if got := PersonRoles(o, p); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("PersonRoles(%s) = %+v, want %+v", p, got, want)
+		}
+	}
+	if got := fmt.Sprint(o.AppendContacts(nil)); got != "[003A 003B]" {
+		t.Errorf("AppendContacts = %s", got)
+	}
+	empty := &Opportunity{ID: "006B"}
+	empty.Compact()
+	if empty.RoleCount() != 0 || len(empty.AppendContacts(nil)) != 0 {
+		t.Error("an opportunity without roles has some once compact")
 	}
 }

@@ -80,7 +80,8 @@ type Opportunity struct {
 	// Fields are the opportunity's fields as served (amounts in the default
 	// currency, ExpectedRevenue derived when null).
 	Fields map[string]cdc.Value
-	// Roles are the live contact roles of the opportunity, of every person.
+	// Roles are the live contact roles of the opportunity, of every person
+	// (nil once compact: see Compact).
 	Roles []Role
 
 	// row holds the ID and the fields in compact form (see Compact); ""
@@ -170,7 +171,9 @@ type Totals struct {
 // PersonRoles returns the person's roles on o.
 func PersonRoles(o *Opportunity, personID string) []Role {
 	var out []Role
-	for _, r := range o.Roles {
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
 		if r.ContactID == personID {
 			out = append(out, r)
 		}
@@ -203,8 +206,10 @@ func TotalsOf(personID string, opps []*Opportunity) Totals {
 }
 
 func holds(o *Opportunity, personID string) bool {
-	for i := range o.Roles {
-		if o.Roles[i].ContactID == personID {
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
+		if r.ContactID == personID {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
 )
@@ -36,12 +37,12 @@ func column(name string) int {
 	return i
 }
 
-// A compact row is one immutable string holding an opportunity's id and
-// its fields by column:
+// A compact row is one immutable string holding an opportunity's id, its
+// fields by column and its live roles:
 //
-//	id | w | n | n offsets | values
+//	id | w | n | n offsets | roles offset | values | roles
 //
-// w (one byte, 2 or 4) is the width of n and of each offset, little
+// w (one byte, 1, 2 or 4) is the width of n and of each offset, little
 // endian; the offset of column c (from the row's start) points at its
 // value, 0 meaning null. A value is a tag byte and its payload:
 //
@@ -49,6 +50,14 @@ func column(name string) int {
 //	rowFalse, rowTrue  nothing
 //	rowText    the kind (string, date or date-time), a uvarint length, the text
 //	rowShared  one byte: the index of the value in the column's shared table
+//	rowInt     a number that is an integer (|x| < 2^53, not -0): zigzag uvarint
+//	rowMillis  a date-time that reads back exactly from its milliseconds
+//	           since the epoch (≥ 0): uvarint; reading it formats a string
+//
+// The roles are a uvarint count, then per role a flags byte (roleFlag...),
+// the contact id as a text (uvarint length, bytes) and the role name: one
+// byte indexing the shared table of role names with roleShared, else a
+// text. Role ids are not kept: no filter reads them.
 //
 // Text values read back as substrings of the row, so reading a field never
 // allocates. Short text values (picklists, dates) are kept once per column
@@ -61,12 +70,19 @@ const (
 	rowTrue
 	rowText
 	rowShared
+	rowInt
+	rowMillis
+)
+
+const (
+	roleIsPrimary byte = 1 << iota
+	rolePending
+	roleShared
 )
 
 const (
 	sharedMax    = 255 // values per column table
 	sharedMaxLen = 64  // longest text value shared
-	roleNamesMax = 4096
 )
 
 // shared holds the per-column tables of shared values. A table's entries
@@ -87,8 +103,9 @@ type sharedKey struct {
 }
 
 // share returns the index of v in col's table, adding it when there is
-// room; ok is false when the table is full.
+// room; ok is false when the table is full. Column -1 is the role names.
 func share(col int, v cdc.Value) (byte, bool) {
+	col++ // table 0 holds the role names
 	k := sharedKey{col, v.Kind, v.Str}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -124,104 +141,211 @@ func share(col int, v cdc.Value) (byte, bool) {
 }
 
 func sharedValue(col int, i byte) cdc.Value {
-	return (*shared.tables.Load())[col][i]
+	return (*shared.tables.Load())[col+1][i]
 }
 
-// roleNames interns contact role names (a picklist): at most roleNamesMax.
-var roleNames struct {
-	sync.Mutex
-	m map[string]string
-}
-
-func roleName(s string) string {
-	roleNames.Lock()
-	defer roleNames.Unlock()
-	if c, ok := roleNames.m[s]; ok {
-		return c
-	}
-	if roleNames.m == nil {
-		roleNames.m = map[string]string{}
-	}
-	if len(roleNames.m) >= roleNamesMax {
-		return s
-	}
-	c := strings.Clone(s)
-	roleNames.m[c] = c
-	return c
-}
-
-// Compact stores the id and fields as one compact row (see above), which
-// takes a fraction of the memory of the Fields map and evaluates faster
-// over many opportunities, drops the Fields map and interns the roles'
-// names. Call it only on opportunities nobody reads Fields of again
-// (Value and FieldMap keep working), before publishing o.
+// Compact stores the id, the fields and the roles as one compact row (see
+// above), which takes a fraction of the memory of the Fields map and the
+// Roles slice and evaluates faster over many opportunities, and drops
+// Fields and Roles. Call it only on opportunities nobody reads Fields or
+// Roles of again (Value, FieldMap, RoleCount, AppendContacts and the
+// filters keep working; role ids are dropped), before publishing o.
 func (o *Opportunity) Compact() {
 	if o.row != "" {
 		return
 	}
-	type cell struct {
-		col int
-		v   cdc.Value
-	}
+	// The values and roles first, at offsets from their start; then the
+	// narrowest offset width that fits.
+	var body []byte
+	n := 0
+	type cell struct{ col, off int }
 	cells := make([]cell, 0, len(o.Fields))
-	n, size := 0, len(o.ID)
 	for k, v := range o.Fields {
 		if v.IsNull() {
 			continue // reads as null when absent
 		}
 		c := column(k)
-		cells = append(cells, cell{c, v})
+		cells = append(cells, cell{c, len(body)})
 		n = max(n, c+1)
-		size += 10 + len(v.Str)
+		body = appendRowValue(body, c, v)
 	}
-	w := 2
-	if size+2*n+3 > math.MaxUint16 {
-		w = 4
+	rolesAt := -1
+	if len(o.Roles) > 0 {
+		rolesAt = len(body)
+		body = appendUvarint(body, uint64(len(o.Roles)))
+		for _, r := range o.Roles {
+			var flags byte
+			if r.IsPrimary {
+				flags |= roleIsPrimary
+			}
+			if r.Pending {
+				flags |= rolePending
+			}
+			i, shared := byte(0), false
+			if len(r.Role) <= sharedMaxLen {
+				i, shared = share(-1, cdc.String(r.Role))
+			}
+			if shared {
+				body = append(body, flags|roleShared)
+				body = appendText(body, r.ContactID)
+				body = append(body, i)
+			} else {
+				body = append(body, flags)
+				body = appendText(body, r.ContactID)
+				body = appendText(body, r.Role)
+			}
+		}
 	}
-	head := len(o.ID) + 1 + w
-	b := make([]byte, head+w*n, head+w*n+size)
+	w := 1
+	for ; ; w *= 2 {
+		if w == 4 || len(o.ID)+1+w*(n+2)+len(body) < 1<<(8*w) {
+			break
+		}
+	}
+	head := len(o.ID) + 1 + w*(n+2) // id, w, n, n offsets, roles offset
+	b := make([]byte, head, head+len(body))
 	copy(b, o.ID)
 	b[len(o.ID)] = byte(w)
 	putw(b[len(o.ID)+1:], w, n)
 	for _, c := range cells {
-		putw(b[head+w*c.col:], w, len(b))
-		switch v := c.v; v.Kind {
-		case cdc.KindNumber:
-			bits := math.Float64bits(v.Num)
-			b = append(b, rowNumber)
-			for i := range 8 {
-				b = append(b, byte(bits>>(8*i)))
-			}
-		case cdc.KindBool:
-			if v.Bool {
-				b = append(b, rowTrue)
-			} else {
-				b = append(b, rowFalse)
-			}
-		default:
-			if len(v.Str) <= sharedMaxLen {
-				if i, ok := share(c.col, v); ok {
-					b = append(b, rowShared, i)
-					break
-				}
-			}
-			b = append(b, rowText, byte(v.Kind))
-			for x := uint64(len(v.Str)); ; x >>= 7 {
-				if x < 0x80 {
-					b = append(b, byte(x))
-					break
-				}
-				b = append(b, byte(x)|0x80)
-			}
-			b = append(b, v.Str...)
-		}
+		putw(b[len(o.ID)+1+w*(c.col+1):], w, head+c.off)
 	}
+	if rolesAt >= 0 {
+		putw(b[len(o.ID)+1+w*(n+1):], w, head+rolesAt)
+	}
+	b = append(b, body...)
 	o.row = string(b)
 	o.ID = o.row[:len(o.ID)]
-	o.Fields = nil
-	for i := range o.Roles {
-		o.Roles[i].Role = roleName(o.Roles[i].Role)
+	o.Fields, o.Roles = nil, nil
+}
+
+// appendRowValue appends the encoding of a value of column col.
+func appendRowValue(b []byte, col int, v cdc.Value) []byte {
+	switch v.Kind {
+	case cdc.KindNumber:
+		if i := int64(v.Num); float64(i) == v.Num && i > -1<<53 && i < 1<<53 && !(i == 0 && math.Signbit(v.Num)) {
+			return appendUvarint(append(b, rowInt), uint64(i<<1)^uint64(i>>63)) // zigzag
+		}
+		bits := math.Float64bits(v.Num)
+		b = append(b, rowNumber)
+		for i := range 8 {
+			b = append(b, byte(bits>>(8*i)))
+		}
+		return b
+	case cdc.KindBool:
+		if v.Bool {
+			return append(b, rowTrue)
+		}
+		return append(b, rowFalse)
 	}
+	if len(v.Str) <= sharedMaxLen {
+		if i, ok := share(col, v); ok {
+			return append(b, rowShared, i)
+		}
+	}
+	if v.Kind == cdc.KindDateTime && len(v.Str) == len(cdc.DateTimeLayout) {
+		if t, err := time.Parse(cdc.DateTimeLayout, v.Str); err == nil && t.UnixMilli() >= 0 && cdc.FormatMillis(t.UnixMilli()) == v.Str {
+			return appendUvarint(append(b, rowMillis), uint64(t.UnixMilli()))
+		}
+	}
+	return appendText(append(b, rowText, byte(v.Kind)), v.Str)
+}
+
+func appendUvarint(b []byte, x uint64) []byte {
+	for ; x >= 0x80; x >>= 7 {
+		b = append(b, byte(x)|0x80)
+	}
+	return append(b, byte(x))
+}
+
+func appendText(b []byte, s string) []byte {
+	return append(appendUvarint(b, uint64(len(s))), s...)
+}
+
+func uvarint(r string, p int) (x, next int) {
+	for shift := 0; ; shift += 7 {
+		c := r[p]
+		p++
+		x |= int(c&0x7f) << shift
+		if c < 0x80 {
+			return x, p
+		}
+	}
+}
+
+// roleCursor walks the roles of an opportunity, compact or not.
+type roleCursor struct {
+	o       *Opportunity
+	i, n, p int
+}
+
+func (o *Opportunity) roleCursor() roleCursor {
+	if o.row == "" {
+		return roleCursor{o: o, n: len(o.Roles)}
+	}
+	h := len(o.ID)
+	w := int(o.row[h])
+	off := getw(o.row, h+1+w*(getw(o.row, h+1, w)+1), w)
+	if off == 0 {
+		return roleCursor{o: o}
+	}
+	n, p := uvarint(o.row, off)
+	return roleCursor{o: o, n: n, p: p}
+}
+
+// next reads the next role into r; false after the last.
+func (c *roleCursor) next(r *Role) bool {
+	if c.i >= c.n {
+		return false
+	}
+	c.i++
+	if c.o.row == "" {
+		*r = c.o.Roles[c.i-1]
+		return true
+	}
+	row := c.o.row
+	flags := row[c.p]
+	n, p := uvarint(row, c.p+1)
+	r.ID, r.ContactID = "", row[p:p+n]
+	p += n
+	if flags&roleShared != 0 {
+		r.Role = sharedValue(-1, row[p]).Str
+		p++
+	} else {
+		n, p = uvarint(row, p)
+		r.Role = row[p : p+n]
+		p += n
+	}
+	r.IsPrimary, r.Pending = flags&roleIsPrimary != 0, flags&rolePending != 0
+	c.p = p
+	return true
+}
+
+// RoleCount returns the number of live roles of the opportunity.
+func (o *Opportunity) RoleCount() int {
+	c := o.roleCursor()
+	return c.n
+}
+
+// AppendContacts appends the distinct persons holding a live role on o, in
+// role order.
+func (o *Opportunity) AppendContacts(dst []string) []string {
+	from := len(dst)
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
+		dup := false
+		for _, p := range dst[from:] {
+			if p == r.ContactID {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			dst = append(dst, r.ContactID)
+		}
+	}
+	return dst
 }
 
 func putw(b []byte, w, x int) {
@@ -263,18 +387,13 @@ func (o *Opportunity) at(col int) cdc.Value {
 		return cdc.Value{Kind: cdc.KindBool, Bool: true}
 	case rowShared:
 		return sharedValue(col, r[off+1])
+	case rowInt:
+		x, _ := uvarint(r, off+1)
+		return cdc.Value{Kind: cdc.KindNumber, Num: float64(int64(uint64(x)>>1) ^ -int64(x&1))}
+	case rowMillis:
+		ms, _ := uvarint(r, off+1)
+		return cdc.Value{Kind: cdc.KindDateTime, Str: cdc.FormatMillis(int64(ms))}
 	}
-	kind := cdc.Kind(r[off+1])
-	p := off + 2
-	var n, shift int
-	for {
-		c := r[p]
-		p++
-		n |= int(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-		shift += 7
-	}
-	return cdc.Value{Kind: kind, Str: r[p : p+n]}
+	n, p := uvarint(r, off+2)
+	return cdc.Value{Kind: cdc.Kind(r[off+1]), Str: r[p : p+n]}
 }

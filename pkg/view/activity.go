@@ -274,3 +274,15 @@ func (v *View) trimAll() {
 		v.mu.Unlock()
 	}
 }
+
+// ActivityBytes returns the size of the activity index: the bytes of every
+// person's log.
+func (v *View) ActivityBytes() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n := 0
+	for _, e := range v.persons {
+		n += len(e.acts)
+	}
+	return n
+}

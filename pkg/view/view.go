@@ -3,7 +3,9 @@ package view
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +126,7 @@ type personEntry struct {
 func (v *View) entry(p string) *personEntry {
 	e := v.persons[p]
 	if e == nil {
+		p = strings.Clone(p) // not a substring of an opportunity's row
 		e = &personEntry{id: p}
 		v.persons[p] = e
 	}
@@ -279,21 +282,24 @@ func (v *View) load(ctx context.Context) error {
 	get := func(p string) *personEntry {
 		e := persons[p]
 		if e == nil {
+			p = strings.Clone(p) // not a substring of an opportunity's row
 			e = &personEntry{id: p}
 			persons[p] = e
 		}
 		return e
 	}
+	var buf []string
 	for _, o := range opps {
-		for _, p := range contacts(o) {
+		buf = o.AppendContacts(buf[:0])
+		for _, p := range buf {
 			e := get(p)
 			e.opps = append(e.opps, o)
 		}
 	}
-	for _, o := range opps {
-		canonicalContacts(o, persons)
-	}
 	for _, e := range persons {
+		if cap(e.opps) > len(e.opps) {
+			e.opps = append([]*filters.Opportunity(nil), e.opps...) // no spare capacity
+		}
 		e.totals = filters.TotalsOf(e.id, e.opps)
 	}
 	inIndex := 0
@@ -385,9 +391,6 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 				}
 			}
 			o := filters.FromGroup(l.Group, v.cfg.Currency)
-			for i := range o.Roles {
-				o.Roles[i].ID = "" // no filter reads it
-			}
 			o.Compact()
 			fn(o, named)
 		}
@@ -395,34 +398,8 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 	return nil
 }
 
-// canonicalContacts makes the roles of a not yet published opportunity
-// share their person's id string, so that matching a role to a person
-// compares pointers instead of bytes.
-func canonicalContacts(o *filters.Opportunity, persons map[string]*personEntry) {
-	for i := range o.Roles {
-		if e := persons[o.Roles[i].ContactID]; e != nil {
-			o.Roles[i].ContactID = e.id
-		}
-	}
-}
-
 // contacts returns the distinct persons holding a live role on o.
-func contacts(o *filters.Opportunity) []string {
-	var out []string
-	for _, r := range o.Roles {
-		dup := false
-		for _, p := range out {
-			if p == r.ContactID {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, r.ContactID)
-		}
-	}
-	return out
-}
+func contacts(o *filters.Opportunity) []string { return o.AppendContacts(nil) }
 
 // follow reads one batch of the changes stream and applies it. lost is true
 // when the stream was trimmed past the view's position.
@@ -485,10 +462,6 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, o := range fresh {
-		for _, p := range contacts(o) {
-			v.entry(p)
-		}
-		canonicalContacts(o, v.persons)
 		old := v.opps[o.ID]
 		v.opps[o.ID] = o
 		for _, p := range union(old, o) {
@@ -541,11 +514,9 @@ func (v *View) relink(p string, old, o *filters.Opportunity) {
 			next = append(next, x)
 		}
 	}
-	for _, r := range o.Roles {
-		if r.ContactID == p {
-			next = append(next, o)
-			break
-		}
+	var buf [4]string
+	if slices.Contains(o.AppendContacts(buf[:0]), p) {
+		next = append(next, o)
 	}
 	e.opps = next
 	e.totals = filters.TotalsOf(p, next)
@@ -580,7 +551,7 @@ func (v *View) lookup(id string) (*filters.Opportunity, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	o, ok := v.opps[id]
-	return o, ok && (o.Known || len(o.Roles) > 0)
+	return o, ok && (o.Known || o.RoleCount() > 0)
 }
 
 // Position returns the id of the last changes-stream entry the view applied

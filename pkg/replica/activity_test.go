@@ -1,0 +1,54 @@
+package replica
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// The fast path of DecodeActivity reads what encoding/json reads, and
+// leaves everything else to it.
+func TestDecodeActivityPlainMatchesJSON(t *testing.T) {
+	texts := []string{
+		ActivityJSON(triggers.Trigger{EventID: "e1", Kind: cdc.TriggerAdded, OpportunityID: "006A", ContactRoleID: "00KA",
+			Role: "Decision Maker", IsPrimary: true, Reason: "role_created"}, 1_790_000_000_000),
+		ActivityJSON(triggers.Trigger{EventID: "e2", Kind: cdc.TriggerRemoved, OpportunityID: "006A"}, 5),
+		ActivityJSON(triggers.Trigger{EventID: "e3", Kind: cdc.TriggerUpdated, OpportunityID: "006B", Field: "Amount",
+			Old: cdc.Null, New: cdc.Number(-2.5)}, 7),
+		ActivityJSON(triggers.Trigger{EventID: "e4", Kind: cdc.TriggerUpdated, OpportunityID: "006B", Field: "StageName",
+			Old: cdc.String(`say "hi"`), New: cdc.String("café")}, 8),
+		ActivityJSON(triggers.Trigger{EventID: "e5", Kind: cdc.TriggerUpdated, OpportunityID: "006B", Field: "IsWon",
+			Old: cdc.Bool(false), New: cdc.Bool(true)}, 9),
+		`{"id":"x","k":"added_to_opportunity","o":"006A","t":1,"extra":1}`,
+		`{"id":"x","k":"added_to_opportunity","o":"006A","t":1.5}`,
+		`{"id":"x","k":"added_to_opportunity","o":"006A","t":01}`,
+		`{"id":"x", "t":1}`,
+		`{"id":"x","t":1}trailing`,
+		`{"id":"x","p":1,"t":1}`,
+		`{}`, `{`, `[]`, `{"t":-0}`, `{"t":-1}`, `{"ov":nul,"t":1}`,
+	}
+	for _, text := range texts {
+		var want Activity
+		wantErr := json.Unmarshal([]byte(text), &want.ActivityEntry)
+		if wantErr == nil && len(want.ActivityEntry.Old) > 0 {
+			want.Old, wantErr = cdc.ParseJSON(string(want.ActivityEntry.Old), cdc.KindString)
+		}
+		if wantErr == nil && len(want.ActivityEntry.New) > 0 {
+			want.New, wantErr = cdc.ParseJSON(string(want.ActivityEntry.New), cdc.KindString)
+		}
+		got, ok := decodePlainActivity(text)
+		if ok && (wantErr != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("%s: fast path %+v, encoding/json %+v (%v)", text, got, want, wantErr)
+		}
+		full, err := DecodeActivity(text)
+		if (err == nil) != (wantErr == nil) || (err == nil && !reflect.DeepEqual(full, want)) {
+			t.Errorf("%s: DecodeActivity %+v, %v; encoding/json %+v, %v", text, full, err, want, wantErr)
+		}
+	}
+	if _, ok := decodePlainActivity(texts[0]); !ok {
+		t.Error("the fast path does not read what ActivityJSON writes")
+	}
+}
