@@ -2,28 +2,33 @@ package view
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/replica"
 )
 
-// The activity index: each person's activity log within the retention,
-// read from Redis at load and again for the people a change names (the
-// changes stream's "acts"), kept as one immutable string per person, oldest
-// first. An entry is
+// The activity index: each person's activity log, read from Redis at load
+// and again for the people a changes entry lists ("acts"), kept as one
+// immutable string per person, oldest first. An entry is
 //
-//	at (8 bytes, little endian) | kind | opportunity id | fields by kind
+//	at | head | opportunity id | fields by kind
 //
-// added/removed: a flags byte (1 = primary) and the role name; updated: the
-// field name and the old and new values. Strings are a uvarint length and
-// their bytes; a value is its kind and its payload (a number's 8 bytes, a
-// boolean's byte, a text). Decoding makes substrings of the log, so a
-// query allocates nothing per entry. The role id, event id and reason of
-// an entry are not kept: no filter reads them.
+// at is a uvarint: the first entry's time (ms, zigzag), then the time
+// since the entry before. head is the kind (2 bits) and flags: primary
+// (added/removed), and which of the texts that follow are shared.
+// added/removed carry the role name; updated the field name and the old
+// and new values. A text is a shared-table index (one byte) or a uvarint
+// length and its bytes; a value is its kind and its payload (a number's 8
+// bytes, a boolean's byte, a text). Decoding makes substrings of the log,
+// so a query allocates nothing per entry. Role ids, event ids and reasons
+// are not kept: no filter reads them.
 
 // Activity kinds as stored in the index.
 const (
@@ -59,114 +64,206 @@ func kindMask(q *filters.Query) uint8 {
 	return m
 }
 
+// Entry head bits above the kind.
+const (
+	actPrimary byte = 1 << (2 + iota)
+	actShared1      // the role name or the field name is shared
+	actShared2      // the old value's text is shared
+	actShared3      // the new value's text is shared
+)
+
+// names shares the short texts activity entries repeat (role names, field
+// names, picklist values) in one table of at most 255, filled first come
+// first served. Entries are added under mu and read without a lock (the
+// table is replaced, never changed, and a log naming an entry is published
+// after it).
+var names struct {
+	mu   sync.Mutex
+	idx  map[string]byte
+	list atomic.Pointer[[]string]
+}
+
+const namesMax, nameMaxLen = 255, 32
+
+func shareName(s string) (byte, bool) {
+	if len(s) > nameMaxLen {
+		return 0, false
+	}
+	names.mu.Lock()
+	defer names.mu.Unlock()
+	if i, ok := names.idx[s]; ok {
+		return i, true
+	}
+	var list []string
+	if l := names.list.Load(); l != nil {
+		list = *l
+	}
+	if len(list) >= namesMax {
+		return 0, false
+	}
+	if names.idx == nil {
+		names.idx = map[string]byte{}
+	}
+	s = strings.Clone(s)
+	grown := append(append(make([]string, 0, len(list)+1), list...), s)
+	names.list.Store(&grown)
+	names.idx[s] = byte(len(list))
+	return byte(len(list)), true
+}
+
 // encodeActivity renders a person's activity (any order) as an index log,
-// leaving out entries before cutoff and of unknown kinds.
-func encodeActivity(acts []replica.Activity, cutoff int64) string {
+// leaving out entries of unknown kinds.
+func encodeActivity(acts []replica.Activity) string {
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].At < acts[j].At })
 	var b []byte
+	prev, first := int64(0), true
 	for i := range acts {
 		a := &acts[i]
 		k, ok := actKind(a.Kind)
-		if !ok || a.At < cutoff {
+		if !ok {
 			continue
 		}
-		for s := 0; s < 64; s += 8 {
-			b = append(b, byte(uint64(a.At)>>s))
+		if first {
+			b = binary.AppendUvarint(b, uint64(a.At<<1)^uint64(a.At>>63))
+			first = false
+		} else {
+			b = binary.AppendUvarint(b, uint64(a.At-prev))
 		}
+		prev = a.At
+		at := len(b)
 		b = append(b, k)
 		b = appendText(b, a.Opp)
 		if k == actUpdated {
-			b = appendText(b, a.Field)
-			b = appendValue(b, a.Old)
-			b = appendValue(b, a.New)
+			b = appendName(b, at, actShared1, a.Field)
+			b = appendValue(b, at, actShared2, a.Old)
+			b = appendValue(b, at, actShared3, a.New)
 			continue
 		}
-		var flags byte
 		if a.IsPrimary {
-			flags = 1
+			b[at] |= actPrimary
 		}
-		b = append(b, flags)
-		b = appendText(b, a.Role)
+		b = appendName(b, at, actShared1, a.Role)
 	}
 	return string(b)
 }
 
 func appendText(b []byte, s string) []byte {
-	for x := uint64(len(s)); ; x >>= 7 {
-		if x < 0x80 {
-			b = append(b, byte(x))
-			break
-		}
-		b = append(b, byte(x)|0x80)
-	}
-	return append(b, s...)
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-func appendValue(b []byte, v cdc.Value) []byte {
+// appendName appends s shared (setting flag in the head at b[head]) or as
+// a text.
+func appendName(b []byte, head int, flag byte, s string) []byte {
+	if i, ok := shareName(s); ok {
+		b[head] |= flag
+		return append(b, i)
+	}
+	return appendText(b, s)
+}
+
+func appendValue(b []byte, head int, flag byte, v cdc.Value) []byte {
 	b = append(b, byte(v.Kind))
 	switch v.Kind {
 	case cdc.KindNull:
 	case cdc.KindNumber:
-		bits := math.Float64bits(v.Num)
-		for s := 0; s < 64; s += 8 {
-			b = append(b, byte(bits>>s))
-		}
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Num))
 	case cdc.KindBool:
 		if v.Bool {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
+			return append(b, 1)
 		}
+		return append(b, 0)
 	default:
-		b = appendText(b, v.Str)
+		return appendName(b, head, flag, v.Str)
 	}
 	return b
 }
 
 // actReader walks an index log.
 type actReader struct {
-	s string
-	p int
+	s       string
+	p       int
+	at      int64 // the time of the entry read last
+	started bool
+	names   []string
 }
 
-func (r *actReader) int64() int64 {
+func (r *actReader) uvarint() uint64 {
 	var x uint64
-	for i := 0; i < 8; i++ {
-		x |= uint64(r.s[r.p+i]) << (8 * i)
+	for shift := 0; ; shift += 7 {
+		c := r.s[r.p]
+		r.p++
+		x |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return x
+		}
 	}
-	r.p += 8
-	return int64(x)
+}
+
+// time reads an entry's time.
+func (r *actReader) time() int64 {
+	x := r.uvarint()
+	if !r.started {
+		r.at, r.started = int64(x>>1)^-int64(x&1), true
+	} else {
+		r.at += int64(x)
+	}
+	return r.at
 }
 
 func (r *actReader) text() string {
-	var n, shift int
-	for {
-		c := r.s[r.p]
-		r.p++
-		n |= int(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-		shift += 7
-	}
+	n := int(r.uvarint())
 	t := r.s[r.p : r.p+n]
 	r.p += n
 	return t
 }
 
-func (r *actReader) value() cdc.Value {
+func (r *actReader) name(shared bool) string {
+	if !shared {
+		return r.text()
+	}
+	if r.names == nil {
+		r.names = *names.list.Load()
+	}
+	r.p++
+	return r.names[r.s[r.p-1]]
+}
+
+func (r *actReader) value(shared bool) cdc.Value {
 	kind := cdc.Kind(r.s[r.p])
 	r.p++
 	switch kind {
 	case cdc.KindNull:
 		return cdc.Null
 	case cdc.KindNumber:
-		return cdc.Value{Kind: kind, Num: math.Float64frombits(uint64(r.int64()))}
+		r.p += 8
+		return cdc.Value{Kind: kind, Num: math.Float64frombits(binary.LittleEndian.Uint64([]byte(r.s[r.p-8 : r.p])))}
 	case cdc.KindBool:
 		r.p++
 		return cdc.Value{Kind: kind, Bool: r.s[r.p-1] == 1}
 	}
-	return cdc.Value{Kind: kind, Str: r.text()}
+	return cdc.Value{Kind: kind, Str: r.name(shared)}
+}
+
+// entry reads one entry.
+func (r *actReader) entry() (filters.Activity, byte) {
+	return r.body(r.time())
+}
+
+// body reads an entry after its time.
+func (r *actReader) body(at int64) (filters.Activity, byte) {
+	head := r.s[r.p]
+	r.p++
+	k := head & 3
+	a := filters.Activity{Kind: actKinds[k], OpportunityID: r.text(), At: at}
+	if k == actUpdated {
+		a.Field = r.name(head&actShared1 != 0)
+		a.Old = r.value(head&actShared2 != 0)
+		a.New = r.value(head&actShared3 != 0)
+	} else {
+		a.IsPrimary = head&actPrimary != 0
+		a.Role = r.name(head&actShared1 != 0)
+	}
+	return a, k
 }
 
 // decodeActivity appends the entries of log within [since, until] and
@@ -175,24 +272,11 @@ func decodeActivity(log string, since, until, cutoff int64, mask uint8, out []fi
 	since = max(since, cutoff)
 	r := actReader{s: log}
 	for r.p < len(r.s) {
-		at := r.int64()
-		k := r.s[r.p]
-		r.p++
-		opp := r.text()
-		var a filters.Activity
-		if k == actUpdated {
-			a = filters.Activity{Kind: actKinds[k], OpportunityID: opp, Field: r.text(), At: at}
-			a.Old = r.value()
-			a.New = r.value()
-		} else {
-			flags := r.s[r.p]
-			r.p++
-			a = filters.Activity{Kind: actKinds[k], OpportunityID: opp, IsPrimary: flags&1 != 0, Role: r.text(), At: at}
-		}
-		if at > until {
+		a, k := r.entry()
+		if a.At > until {
 			break // the log is in time order
 		}
-		if at < since || mask&(1<<k) == 0 {
+		if a.At < since || mask&(1<<k) == 0 {
 			continue
 		}
 		out = append(out, a)
@@ -204,29 +288,19 @@ func decodeActivity(log string, since, until, cutoff int64, mask uint8, out []fi
 // were none (log is returned as is).
 func trimActivity(log string, cutoff int64) (string, bool) {
 	r := actReader{s: log}
-	start := 0
-	for r.p < len(r.s) {
-		start = r.p
-		if r.int64() >= cutoff {
-			break
+	for first := true; r.p < len(r.s); first = false {
+		at := r.time()
+		if at >= cutoff {
+			if first {
+				return log, false
+			}
+			// The first entry kept carries its time whole.
+			b := binary.AppendUvarint(nil, uint64(at<<1)^uint64(at>>63))
+			return string(append(b, log[r.p:]...)), true
 		}
-		start = len(r.s)
-		k := r.s[r.p]
-		r.p++
-		r.text()
-		if k == actUpdated {
-			r.text()
-			r.value()
-			r.value()
-		} else {
-			r.p++
-			r.text()
-		}
+		r.body(at)
 	}
-	if start == 0 {
-		return log, false
-	}
-	return strings.Clone(log[start:]), true
+	return "", log != ""
 }
 
 // readActivityLogs reads the activity logs of people as index logs. What
@@ -241,7 +315,7 @@ func (v *View) readActivityLogs(ctx context.Context, people []string) ([]string,
 			return nil, err
 		}
 		for j := range chunk {
-			out[i+j] = encodeActivity(acts[j], math.MinInt64)
+			out[i+j] = encodeActivity(acts[j])
 		}
 	}
 	return out, nil

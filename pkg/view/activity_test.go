@@ -125,7 +125,6 @@ func TestActivityLogRoundTrip(t *testing.T) {
 		{ActivityEntry: replica.ActivityEntry{Kind: cdc.TriggerUpdated, Opp: "006B", Field: "IsWon", At: 400}, Old: cdc.Bool(false), New: cdc.Bool(true)},
 		{ActivityEntry: replica.ActivityEntry{Kind: cdc.TriggerUpdated, Opp: "006B", Field: "CloseDate", At: 500},
 			Old: cdc.Value{Kind: cdc.KindDate, Str: "2026-01-02"}, New: cdc.String(string(make([]byte, 300)))},
-		{ActivityEntry: replica.ActivityEntry{Kind: cdc.TriggerAdded, Opp: "006Z", At: 50}},
 	}
 	want := []filters.Activity{
 		{Kind: cdc.TriggerAdded, OpportunityID: "006A", Role: "Decision Maker", IsPrimary: true, At: 100},
@@ -135,7 +134,10 @@ func TestActivityLogRoundTrip(t *testing.T) {
 		{Kind: cdc.TriggerUpdated, OpportunityID: "006B", Field: "CloseDate",
 			Old: cdc.Value{Kind: cdc.KindDate, Str: "2026-01-02"}, New: cdc.String(string(make([]byte, 300))), At: 500},
 	}
-	log := encodeActivity(acts, 60) // 006Z is older than the retention
+	if got := decodeActivity(encodeActivity(nil), math.MinInt64, math.MaxInt64, math.MinInt64, 0xff, nil); len(got) != 0 {
+		t.Errorf("an empty log holds %v", got)
+	}
+	log := encodeActivity(acts)
 	all := uint8(0xff)
 	tests := []struct {
 		name                 string
@@ -166,5 +168,22 @@ func TestActivityLogRoundTrip(t *testing.T) {
 		if len(got) != tt.kept || ok != (tt.kept < 5) || (tt.kept > 0 && !reflect.DeepEqual(got, want[5-tt.kept:])) {
 			t.Errorf("trim at %d: kept %+v (trimmed %v), want the last %d", tt.cutoff, got, ok, tt.kept)
 		}
+	}
+}
+
+// Past the shared names, and with times before the epoch, logs still
+// read back exactly.
+func TestActivityLogManyNames(t *testing.T) {
+	var acts []replica.Activity
+	var want []filters.Activity
+	for i := range 2 * namesMax {
+		role := fmt.Sprintf("role %d", i)
+		at := int64(i*1000 - 100_000)
+		acts = append(acts, replica.Activity{ActivityEntry: replica.ActivityEntry{Kind: cdc.TriggerAdded, Opp: "006A", Role: role, At: at}})
+		want = append(want, filters.Activity{Kind: cdc.TriggerAdded, OpportunityID: "006A", Role: role, At: at})
+	}
+	got := decodeActivity(encodeActivity(acts), math.MinInt64, math.MaxInt64, math.MinInt64, 0xff, nil)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back %d entries, want %d (first %+v, want %+v)", len(got), len(want), got[0], want[0])
 	}
 }

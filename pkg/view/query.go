@@ -11,7 +11,7 @@ import (
 )
 
 // queryChunk is how many people one evaluation step takes: the unit of ctx
-// checks and of pipelined activity reads.
+// checks.
 const queryChunk = 1024
 
 // Query returns one page of the people matching q, in id order, and the

@@ -30,8 +30,8 @@ func (notReady) Unavailable() bool { return true }
 type Config struct {
 	// Currency converts amounts as the write path's snapshots do.
 	Currency triggers.Currency
-	// ActivityRetention bounds the people a query considers: those with
-	// activity within it [8760h].
+	// ActivityRetention bounds the people a query considers (those with
+	// activity within it) and the activity the filters see [8760h].
 	ActivityRetention time.Duration
 	// Now is the wall clock [time.Now].
 	Now func() time.Time
