@@ -134,110 +134,40 @@ func (r *Replica) ReadActivity(ctx context.Context, people []string, since, unti
 }
 
 // decodePlainActivity reads, without encoding/json, an entry as
-// ActivityJSON writes it (a flat object of known keys whose strings have
-// no escapes), exactly as DecodeActivity would; ok is false for anything
-// else.
+// ActivityJSON writes it, exactly as DecodeActivity would; ok is false for
+// anything else.
 func decodePlainActivity(text string) (Activity, bool) {
 	var a Activity
-	p := 0
-	peek := func(c byte) bool { return p < len(text) && text[p] == c }
-	str := func() (string, bool) {
-		if !peek('"') {
-			return "", false
-		}
-		for i := p + 1; i < len(text); i++ {
-			switch c := text[i]; {
-			case c == '"':
-				s := text[p+1 : i]
-				p = i + 1
-				return s, true
-			case c == '\\' || c < 0x20 || c >= 0x80:
-				return "", false
-			}
-		}
-		return "", false
-	}
-	// scalar returns the text of a string, number, boolean or null.
-	scalar := func() (string, bool) {
-		from := p
-		if peek('"') {
-			_, ok := str()
-			return text[from:p], ok
-		}
-		for p < len(text) && text[p] != ',' && text[p] != '}' {
-			p++
-		}
-		return text[from:p], p > from
-	}
-	if !peek('{') {
-		return a, false
-	}
-	p++
-	seen := 0
-	for !peek('}') {
-		if seen > 0 {
-			if !peek(',') {
-				return a, false
-			}
-			p++
-		}
-		seen++
-		key, ok := str()
-		if !ok || !peek(':') {
-			return a, false
-		}
-		p++
-		var s string
+	ok := flatObject(text, func(key, raw string) bool {
+		var ok bool
 		switch key {
-		case "id", "k", "o", "cr", "r", "why", "f":
-			if s, ok = str(); !ok {
-				return a, false
-			}
-			switch key {
-			case "id":
-				a.EventID = s
-			case "k":
-				a.Kind = s
-			case "o":
-				a.Opp = s
-			case "cr":
-				a.RoleID = s
-			case "r":
-				a.Role = s
-			case "why":
-				a.Reason = s
-			default:
-				a.Field = s
-			}
+		case "id":
+			a.EventID, ok = plainString(raw)
+		case "k":
+			a.Kind, ok = plainString(raw)
+		case "o":
+			a.Opp, ok = plainString(raw)
+		case "cr":
+			a.RoleID, ok = plainString(raw)
+		case "r":
+			a.Role, ok = plainString(raw)
+		case "why":
+			a.Reason, ok = plainString(raw)
+		case "f":
+			a.Field, ok = plainString(raw)
 		case "p":
-			s, ok = scalar()
-			if !ok || (s != "true" && s != "false") {
-				return a, false
-			}
-			a.IsPrimary = s == "true"
+			a.IsPrimary, ok = plainBool(raw)
 		case "t":
-			s, ok = scalar()
-			n, err := strconv.ParseInt(s, 10, 64)
-			if !ok || err != nil || (len(s) > 1 && (s[0] == '0' || s[:2] == "-0")) || s == "-0" {
-				return a, false
-			}
-			a.At = n
+			a.At, ok = plainInt(raw)
 		case "ov", "nv":
-			if s, ok = scalar(); !ok {
-				return a, false
+			v, err := cdc.ParseJSON(raw, cdc.KindString)
+			if ok = err == nil; ok && key == "ov" {
+				a.ActivityEntry.Old, a.Old = json.RawMessage(raw), v
+			} else if ok {
+				a.ActivityEntry.New, a.New = json.RawMessage(raw), v
 			}
-			v, err := cdc.ParseJSON(s, cdc.KindString)
-			if err != nil {
-				return a, false
-			}
-			if key == "ov" {
-				a.ActivityEntry.Old, a.Old = json.RawMessage(s), v
-			} else {
-				a.ActivityEntry.New, a.New = json.RawMessage(s), v
-			}
-		default:
-			return a, false
 		}
-	}
-	return a, p == len(text)-1
+		return ok
+	})
+	return a, ok
 }

@@ -52,3 +52,30 @@ func TestDecodeActivityPlainMatchesJSON(t *testing.T) {
 		t.Error("the fast path does not read what ActivityJSON writes")
 	}
 }
+
+// The fast path of DecodeRole reads what encoding/json reads, and leaves
+// everything else to it.
+func TestDecodeRolePlainMatchesJSON(t *testing.T) {
+	yes, no := true, false
+	texts := []string{
+		EncodeRole(&triggers.Role{ID: "00KA", OpportunityID: "006A", ContactID: "003A", Role: "Decision Maker", IsPrimary: &yes,
+			Version: cdc.Version{CommitTimestamp: 1, CommitNumber: 2, SequenceNumber: 3}}),
+		EncodeRole(&triggers.Role{ID: "00KB", OpportunityID: "006A", IsPrimary: &no, Deleted: true, Stale: true, Pending: true, Deadline: 1_790_000_000_000}),
+		EncodeRole(&triggers.Role{ID: "00KC", OpportunityID: "006A", ContactID: "003C", Role: "Acheteur économique"}),
+		EncodeRole(&triggers.Role{ID: "00KD", OpportunityID: "006A", Pending: true,
+			PendingSource: &triggers.Source{Entity: "OpportunityContactRole", RecordID: "00KD", Reason: "x"}}),
+		`{"o":"006A","p":null,"v":"1.2.3"}`, `{"o":"006A","dl":-5,"v":"1.2.3"}`, `{"o":"006A","dl":1.5,"v":"1.2.3"}`,
+		`{"o":"006A","x":1,"v":"1.2.3"}`, `{"o":"006A","c":null,"v":"1.2.3"}`, `{"o":"006A","v":"1.2.3"} `, `{"o":"a\"b","v":"1.2.3"}`,
+	}
+	for _, text := range texts {
+		var want storedRole
+		wantErr := json.Unmarshal([]byte(text), &want)
+		got, ok := decodePlainRole(text)
+		if ok && (wantErr != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("%s: fast path %+v, encoding/json %+v (%v)", text, got, want, wantErr)
+		}
+	}
+	if _, ok := decodePlainRole(texts[0]); !ok {
+		t.Error("the fast path does not read what EncodeRole writes")
+	}
+}

@@ -390,9 +390,7 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 					named = append(named, r.ContactID)
 				}
 			}
-			o := filters.FromGroup(l.Group, v.cfg.Currency)
-			o.Compact()
-			fn(o, named)
+			fn(filters.CompactFromGroup(l.Group, v.cfg.Currency), named)
 		}
 	}
 	return nil
