@@ -84,8 +84,8 @@ type Opportunity struct {
 	// (nil once compact: see Compact).
 	Roles []Role
 
-	// row holds the ID and the fields in compact form (see Compact); ""
-	// means use Fields.
+	// row holds the ID, the fields and the roles in compact form (see
+	// Compact); "" means use Fields and Roles.
 	row string
 }
 
