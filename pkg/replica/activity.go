@@ -99,20 +99,30 @@ func DecodeActivity(text string) (Activity, error) {
 // within [since, until] (ms; beyond ±2^62 means unbounded), oldest first.
 // An entry this version cannot read is skipped: it matches nothing.
 func (r *Replica) ReadActivity(ctx context.Context, people []string, since, until int64) ([][]Activity, error) {
+	sinces := make([]int64, len(people))
+	for i := range sinces {
+		sinces[i] = since
+	}
+	return r.ReadActivitySince(ctx, people, sinces, until)
+}
+
+// ReadActivitySince is ReadActivity with each person's own lower bound.
+func (r *Replica) ReadActivitySince(ctx context.Context, people []string, since []int64, until int64) ([][]Activity, error) {
 	out := make([][]Activity, len(people))
 	if len(people) == 0 {
 		return out, nil
 	}
-	lo, hi := "-inf", "+inf"
-	if since > -1<<62 {
-		lo = strconv.FormatInt(since, 10)
-	}
+	hi := "+inf"
 	if until < 1<<62 {
 		hi = strconv.FormatInt(until, 10)
 	}
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(people))
 	for i, p := range people {
+		lo := "-inf"
+		if since[i] > -1<<62 {
+			lo = strconv.FormatInt(since[i], 10)
+		}
 		cmds[i] = pipe.ZRangeByScore(ctx, r.k.Activity(p), &redis.ZRangeBy{Min: lo, Max: hi})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {

@@ -3,6 +3,7 @@ package state
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,8 +12,9 @@ import (
 )
 
 // Each changes entry lists, in "acts", the people whose activity log its
-// call wrote (the in-memory view re-reads exactly those), including a
-// contact no group names any more.
+// call wrote and the oldest time it wrote for each (the in-memory view
+// re-reads exactly those logs from then on), including a contact no group
+// names any more.
 func TestChangesEntriesListPeopleWithActivity(t *testing.T) {
 	tests := []struct {
 		name string
@@ -48,7 +50,11 @@ func TestChangesEntriesListPeopleWithActivity(t *testing.T) {
 				if !ok {
 					t.Fatalf("changes entry %v has no acts", e)
 				}
-				for _, p := range strings.Fields(acts) {
+				for _, item := range strings.Fields(acts) {
+					p, at, ok := strings.Cut(item, "@")
+					if n, err := strconv.ParseInt(at, 10, 64); !ok || err != nil || n < 1_764_000_000_000 {
+						t.Errorf("acts item %q: want <person>@<oldest time written>", item)
+					}
 					if !slices.Contains(people, p) {
 						people = append(people, p)
 					}

@@ -103,7 +103,7 @@ type tx struct {
 	zappend ordered[[]any]          // ZADD of new members (score, member pairs)
 	entries []any                   // XADD, C and T commands in order
 	notes   ordered[struct{}]       // groups written, for the changes stream
-	acts    ordered[struct{}]       // people whose activity it writes, for the changes stream
+	acts    ordered[int64]          // people whose activity it writes → the oldest time written, for the changes stream
 	nCommon int
 
 	changes  int // record changes in the call
@@ -213,8 +213,14 @@ func (t *tx) trigger(key, id string, fields ...any) {
 // note records that the call wrote an opportunity group.
 func (t *tx) note(oppID string) { t.notes.at(oppID) }
 
-// wroteActivity records that the call writes a person's activity.
-func (t *tx) wroteActivity(person string) { t.acts.at(person) }
+// wroteActivity records that the call writes a person's activity, the
+// oldest entry at time at (ms).
+func (t *tx) wroteActivity(person string, at int64) {
+	_, seen := t.acts.m[person]
+	if v := t.acts.at(person); !seen || at < *v {
+		*v = at
+	}
+}
 
 // args renders the call's arguments (see applyScript) the first time it is
 // called; the tx takes no more writes after that.
@@ -283,7 +289,7 @@ func (t *tx) args() []any {
 	if len(t.notes.keys) > 0 {
 		// Readers of the replica tail the changes stream: one entry per call.
 		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " "),
-			"acts", strings.Join(t.acts.keys, " ")}
+			"acts", replica.FormatActs(t.acts.keys, t.acts.m)}
 		args = append(args, "XADD", t.key(t.k.Stream(replica.StreamChanges)), len(entry))
 		args = append(args, entry...)
 	}

@@ -114,9 +114,30 @@ func shareName(s string) (byte, bool) {
 // encodeActivity renders a person's activity (any order) as an index log,
 // leaving out entries of unknown kinds.
 func encodeActivity(acts []replica.Activity) string {
+	return string(appendActivity(nil, 0, true, acts))
+}
+
+// mergeActivity returns log with its entries from since on replaced by
+// fresh (all of the person's activity from since on, any order).
+func mergeActivity(log string, since int64, fresh []replica.Activity) string {
+	r := actReader{s: log}
+	keep, prev := 0, int64(0)
+	for r.p < len(r.s) {
+		at := r.time()
+		if at >= since {
+			break
+		}
+		r.body(at)
+		keep, prev = r.p, at
+	}
+	b := make([]byte, 0, keep+64*len(fresh))
+	return string(appendActivity(append(b, log[:keep]...), prev, keep == 0, fresh))
+}
+
+// appendActivity appends entries (any order) to a log whose last entry is
+// at prev (first: the log is empty), leaving out entries of unknown kinds.
+func appendActivity(b []byte, prev int64, first bool, acts []replica.Activity) []byte {
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].At < acts[j].At })
-	var b []byte
-	prev, first := int64(0), true
 	for i := range acts {
 		a := &acts[i]
 		k, ok := actKind(a.Kind)
@@ -144,7 +165,7 @@ func encodeActivity(acts []replica.Activity) string {
 		}
 		b = appendName(b, at, actShared1, a.Role)
 	}
-	return string(b)
+	return b
 }
 
 func appendText(b []byte, s string) []byte {
@@ -301,6 +322,20 @@ func trimActivity(log string, cutoff int64) (string, bool) {
 		r.body(at)
 	}
 	return "", log != ""
+}
+
+// readActivityFrom reads each person's activity from since[i] on.
+func (v *View) readActivityFrom(ctx context.Context, people []string, since []int64) ([][]replica.Activity, error) {
+	out := make([][]replica.Activity, 0, len(people))
+	for i := 0; i < len(people); i += v.cfg.Chunk {
+		hi := min(i+v.cfg.Chunk, len(people))
+		acts, err := v.r.ReadActivitySince(ctx, people[i:hi], since[i:hi], math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, acts...)
+	}
+	return out, nil
 }
 
 // readActivityLogs reads the activity logs of people as index logs. What

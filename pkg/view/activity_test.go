@@ -187,3 +187,44 @@ func TestActivityLogManyNames(t *testing.T) {
 		t.Errorf("read back %d entries, want %d (first %+v, want %+v)", len(got), len(want), got[0], want[0])
 	}
 }
+
+// A log merged with what Redis holds from a time on equals the log of
+// everything: entries before that time are kept, the rest replaced.
+func TestMergeActivity(t *testing.T) {
+	entry := func(at int64, role string) replica.Activity {
+		return replica.Activity{ActivityEntry: replica.ActivityEntry{Kind: cdc.TriggerAdded, Opp: "006A", Role: role, At: at}}
+	}
+	stored := []replica.Activity{entry(100, "a"), entry(200, "b"), entry(300, "c")}
+	tests := []struct {
+		name  string
+		since int64
+		redis []replica.Activity // everything Redis holds now
+	}{
+		{"a late entry between two", 150, append(append([]replica.Activity{}, stored...), entry(150, "late"))},
+		{"an entry at the same time", 200, append(append([]replica.Activity{}, stored...), entry(200, "same"))},
+		{"a new last entry", 400, append(append([]replica.Activity{}, stored...), entry(400, "new"))},
+		{"older than everything", 50, append(append([]replica.Activity{}, stored...), entry(50, "first"))},
+		{"everything again", math.MinInt64, stored},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var from []replica.Activity
+			for _, a := range tt.redis {
+				if a.At >= tt.since {
+					from = append(from, a)
+				}
+			}
+			got := mergeActivity(encodeActivity(append([]replica.Activity{}, stored...)), tt.since, from)
+			want := encodeActivity(append([]replica.Activity{}, tt.redis...))
+			all := func(log string) []filters.Activity {
+				return decodeActivity(log, math.MinInt64, math.MaxInt64, math.MinInt64, 0xff, nil)
+			}
+			if !reflect.DeepEqual(all(got), all(want)) {
+				t.Errorf("merged %+v\nwant   %+v", all(got), all(want))
+			}
+		})
+	}
+	if got := mergeActivity("", 100, []replica.Activity{entry(100, "x")}); len(decodeActivity(got, math.MinInt64, math.MaxInt64, math.MinInt64, 0xff, nil)) != 1 {
+		t.Error("merging into an empty log lost the entry")
+	}
+}

@@ -3,6 +3,7 @@ package view
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -443,15 +444,38 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	// The people whose activity was written: those the entries list, or,
-	// for entries of earlier versions, anyone the groups may have moved.
-	wrote := ch.People
-	if ch.Unlisted {
-		wrote = append(wrote, who...)
+	// The people whose activity was written (those the entries list, or,
+	// for entries of earlier versions, anyone the groups may have moved),
+	// and from when on: their logs from then on are read again.
+	from := make(map[string]int64, len(ch.People))
+	for i, p := range ch.People {
+		from[p] = ch.Since[i]
 	}
-	logs, err := v.readActivityLogs(ctx, wrote)
+	if ch.Unlisted {
+		for _, p := range who {
+			from[p] = math.MinInt64
+		}
+	}
+	wrote := make([]string, 0, len(from))
+	since := make([]int64, 0, len(from))
+	for p, t := range from {
+		wrote, since = append(wrote, p), append(since, t)
+	}
+	read, err := v.readActivityFrom(ctx, wrote, since)
 	if err != nil {
 		return false, err
+	}
+	// Only this goroutine writes the logs: merge them outside the lock.
+	logs := make([]string, len(wrote))
+	v.mu.RLock()
+	for i, p := range wrote {
+		if e := v.persons[p]; e != nil {
+			logs[i] = e.acts
+		}
+	}
+	v.mu.RUnlock()
+	for i := range wrote {
+		logs[i] = mergeActivity(logs[i], since[i], read[i])
 	}
 	indexed, err := v.r.PeopleCount(ctx)
 	if err != nil {
