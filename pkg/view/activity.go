@@ -15,7 +15,8 @@ import (
 )
 
 // The activity index: each person's activity log, read from Redis at load
-// and again for the people a changes entry lists ("acts"), kept as one
+// and, for the people a changes entry lists ("acts"), again from the oldest
+// time the entry names (mergeActivity), kept as one
 // immutable string per person, oldest first. An entry is
 //
 //	at | head | opportunity id | fields by kind

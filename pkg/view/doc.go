@@ -2,7 +2,7 @@
 // opportunity group, person link and person's activity log (within
 // activity.retention), loaded at start and kept current by tailing the
 // changes stream (replica.ReadChanges: the groups each call wrote, and the
-// people whose activity it wrote), that answers the person queries of the
+// people whose activity it wrote, from which time on), that answers the person queries of the
 // API (Query) without reading Redis. Record lookups (Opportunity,
 // PersonOpportunities) read Redis through pkg/replica.
 //
