@@ -1,6 +1,10 @@
 package cdc
 
-import "testing"
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
 
 func TestVersionCompare(t *testing.T) {
 	tests := []struct {
@@ -92,4 +96,45 @@ func TestValidID(t *testing.T) {
 			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
 		}
 	}
+}
+
+// ParseJSON's fast path answers exactly what encoding/json does.
+func TestParseJSONPlainMatchesJSON(t *testing.T) {
+	for _, text := range []string{
+		"true", "false", "0", "-0", "12", "-12.5", "1e3", "1E+3", "2.5e-3", "123456789012345678901234567890",
+		"1e999", "01", "1.", ".5", "-", "+1", "1e", "0x10", "Inf", "NaN", "1_000", " 1", "1 ",
+		`""`, `"Closed Won"`, `"2026-12-15"`, `"a\"b"`, `"tab\there"`, "\"caf\u00e9\"", "\"bad \xff\"", `"unterminated`, `"`,
+		"tru", "nul", "[1]", `{"a":1}`,
+	} {
+		for _, kind := range []Kind{KindString, KindDate, KindNumber} {
+			want, wantErr := parseWithJSON(text, kind)
+			got, gotErr := ParseJSON(text, kind)
+			if got != want || (gotErr == nil) != (wantErr == nil) {
+				t.Errorf("ParseJSON(%q, %v) = %+v, %v; encoding/json: %+v, %v", text, kind, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+// parseWithJSON is ParseJSON without its fast path.
+func parseWithJSON(text string, kind Kind) (Value, error) {
+	if text == "" || text == "null" {
+		return Null, nil
+	}
+	var raw any
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return Null, err
+	}
+	switch x := raw.(type) {
+	case string:
+		if kind == KindDate || kind == KindDateTime {
+			return Value{Kind: kind, Str: x}, nil
+		}
+		return String(x), nil
+	case float64:
+		return Number(x), nil
+	case bool:
+		return Bool(x), nil
+	}
+	return Null, errors.New("not a scalar")
 }

@@ -112,6 +112,9 @@ func ParseJSON(text string, kind Kind) (Value, error) {
 	if text == "" || text == "null" {
 		return Null, nil
 	}
+	if v, ok := parsePlainJSON(text, kind); ok {
+		return v, nil
+	}
 	var raw any
 	if err := json.Unmarshal([]byte(text), &raw); err != nil {
 		return Null, fmt.Errorf("parsing value %q: %w", text, err)
@@ -128,4 +131,78 @@ func ParseJSON(text string, kind Kind) (Value, error) {
 		return Bool(x), nil
 	}
 	return Null, fmt.Errorf("value %q is not a scalar", text)
+}
+
+// parsePlainJSON reads, without encoding/json, the values most stored
+// fields hold (booleans, numbers, strings without escapes), exactly as
+// ParseJSON would; ok is false for anything else.
+func parsePlainJSON(text string, kind Kind) (Value, bool) {
+	switch c := text[0]; {
+	case text == "true":
+		return Bool(true), true
+	case text == "false":
+		return Bool(false), true
+	case c == '"':
+		if len(text) < 2 || text[len(text)-1] != '"' {
+			return Null, false
+		}
+		s := text[1 : len(text)-1]
+		for i := 0; i < len(s); i++ {
+			if b := s[i]; b < 0x20 || b == '"' || b == '\\' || b >= 0x80 {
+				return Null, false // escapes, control bytes, non-ASCII: encoding/json decides
+			}
+		}
+		if kind == KindDate || kind == KindDateTime {
+			return Value{Kind: kind, Str: s}, true
+		}
+		return String(s), true
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !jsonNumber(text) {
+			return Null, false
+		}
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			return Null, false
+		}
+		return Number(f), true
+	}
+	return Null, false
+}
+
+// jsonNumber reports whether s follows JSON's number grammar.
+func jsonNumber(s string) bool {
+	i := 0
+	if s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }

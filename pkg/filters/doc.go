@@ -14,6 +14,9 @@
 //   - Two process-wide tables only grow with the bounded set of field
 //     names (Intern, the columns of Opportunity.Compact); they make
 //     evaluation over hundreds of thousands of opportunities cache-friendly.
+//     Compact rows also share short values per column (and role names) in
+//     process-wide tables of at most 255 values each, filled first come
+//     first served (row.go).
 //
 // The package does no I/O and emits no metrics.
 package filters

@@ -77,7 +77,7 @@ type subject struct {
 }
 
 func (s *subject) value(c *Constraint) cdc.Value {
-	if c.col >= 0 && s.opp != nil && s.opp.row != nil && c.Field != "Id" {
+	if c.col >= 0 && s.opp != nil && s.opp.row != "" && c.Field != "Id" {
 		if !s.opp.Known {
 			return cdc.Null
 		}
@@ -143,12 +143,13 @@ func (f *Filter) matchHas(p *Person) bool {
 // matchRoles tries the person's live roles on o (all constraints on one
 // role); act is the activity entry for old/new values, if any.
 func (f *Filter) matchRoles(person string, o *Opportunity, act *Activity) bool {
-	for i := range o.Roles {
-		r := &o.Roles[i]
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
 		if r.ContactID != person || r.Pending {
 			continue
 		}
-		if f.all(&subject{opp: o, role: r, act: act}) {
+		if f.all(&subject{opp: o, role: &r, act: act}) {
 			return true
 		}
 		if !f.hasRoleConstraint {

@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +349,112 @@ func TestCompactKeepsValues(t *testing.T) {
 	}
 	if !o.Value("NoSuchField__c").IsNull() {
 		t.Error("an unknown field is not null")
+	}
+}
+
+// Compact rows keep every value exactly: numbers, booleans, texts of every
+// kind (shared or inline, empty, long), and rows over 64 KiB.
+func TestCompactRowValues(t *testing.T) {
+	long := strings.Repeat("x", 70_000)
+	tests := []struct {
+		name   string
+		fields map[string]cdc.Value
+	}{
+		{"numbers", map[string]cdc.Value{"Amount": cdc.Number(-1.25), "Seats__c": cdc.Number(0), "Probability": cdc.Number(1e300)}},
+		{"integers", map[string]cdc.Value{"Amount": cdc.Number(205000), "Seats__c": cdc.Number(-7), "Probability": cdc.Number(math.Copysign(0, -1)),
+			"ExpectedRevenue": cdc.Number(1 << 53), "N1": cdc.Number(1<<53 - 1), "N2": cdc.Number(-(1<<53 - 1)), "N3": cdc.Number(math.MaxInt64)}},
+		{"booleans", map[string]cdc.Value{"IsClosed": cdc.Bool(true), "IsWon": cdc.Bool(false)}},
+		{"texts", map[string]cdc.Value{"StageName": cdc.String("Closed Won"), "NextStep": cdc.String(""),
+			"CloseDate": {Kind: cdc.KindDate, Str: "2026-12-15"}, "LastStageChangeDate": {Kind: cdc.KindDateTime, Str: "2026-11-27T10:00:00.000Z"},
+			"Description": cdc.String(strings.Repeat("long text ", 20))}},
+		{"a row over 64 KiB", map[string]cdc.Value{"Description": cdc.String(long), "Amount": cdc.Number(5), "Name": cdc.String("Acme")}},
+		{"nulls", map[string]cdc.Value{"Amount": cdc.Null, "Name": cdc.String("n")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &Opportunity{ID: "006000000000001AAA", Known: true, Fields: map[string]cdc.Value{}}
+			for k, v := range tt.fields {
+				o.Fields[k] = v
+			}
+			o.Compact()
+			if o.ID != "006000000000001AAA" {
+				t.Errorf("ID = %q", o.ID)
+			}
+			for k, v := range tt.fields {
+				if got := o.Value(k); got != v {
+					t.Errorf("%s = %+v, want %+v", k, got, v)
+				}
+			}
+		})
+	}
+	// More distinct short values than a column shares: the rest are kept
+	// in their rows.
+	var opps []*Opportunity
+	for i := range 3 * sharedMax {
+		o := &Opportunity{ID: fmt.Sprint(i), Known: true, Fields: map[string]cdc.Value{"Region__c": cdc.String(fmt.Sprintf("region %d", i))}}
+		o.Compact()
+		opps = append(opps, o)
+	}
+	for i, o := range opps {
+		if got := o.Value("Region__c").Str; got != fmt.Sprintf("region %d", i) {
+			t.Fatalf("opportunity %d: Region__c = %q", i, got)
+		}
+	}
+	// Date-times past the shared ones: milliseconds when they read back
+	// exactly, else the text.
+	stamp := func(i int) cdc.Value {
+		switch i % 3 {
+		case 0:
+			return cdc.DateTimeFromMillis(1_790_000_000_000 + int64(i))
+		case 1:
+			return cdc.Value{Kind: cdc.KindDateTime, Str: fmt.Sprintf("2026-11-27T10:00:%02dZ", i%60)}
+		}
+		return cdc.Value{Kind: cdc.KindDateTime, Str: "1969-12-31T23:59:59.999Z"}
+	}
+	opps = nil
+	for i := range 3 * sharedMax {
+		o := &Opportunity{ID: fmt.Sprint(i), Known: true, Fields: map[string]cdc.Value{"LastModifiedDate": stamp(i)}}
+		o.Compact()
+		opps = append(opps, o)
+	}
+	for i, o := range opps {
+		if got := o.Value("LastModifiedDate"); got != stamp(i) {
+			t.Fatalf("opportunity %d: LastModifiedDate = %+v, want %+v", i, got, stamp(i))
+		}
+	}
+}
+
+// Compact rows keep the roles: contacts, names (shared or long), flags.
+func TestCompactRowRoles(t *testing.T) {
+	long := strings.Repeat("Executive Sponsor ", 10)
+	roles := []Role{
+		{ID: "00KA", ContactID: "003A", Role: "Decision Maker", IsPrimary: true},
+		{ID: "00KB", ContactID: "003B", Role: long},
+		{ID: "00KC", ContactID: "003A", Role: "", Pending: true},
+	}
+	o := &Opportunity{ID: "006A", Known: true, Fields: map[string]cdc.Value{"Amount": cdc.Number(1)}, Roles: append([]Role(nil), roles...)}
+	o.Compact()
+	if o.Roles != nil || o.RoleCount() != 3 {
+		t.Fatalf("Roles = %v, RoleCount = %d", o.Roles, o.RoleCount())
+	}
+	for _, p := range []string{"003A", "003B", "003Z"} {
+		var want []Role
+		for _, r := range roles {
+			if r.ContactID == p {
+				r.ID = "" // not kept
+				want = append(want, r)
+			}
+		}
+		if got := PersonRoles(o, p); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("PersonRoles(%s) = %+v, want %+v", p, got, want)
+		}
+	}
+	if got := fmt.Sprint(o.AppendContacts(nil)); got != "[003A 003B]" {
+		t.Errorf("AppendContacts = %s", got)
+	}
+	empty := &Opportunity{ID: "006B"}
+	empty.Compact()
+	if empty.RoleCount() != 0 || len(empty.AppendContacts(nil)) != 0 {
+		t.Error("an opportunity without roles has some once compact")
 	}
 }

@@ -9,14 +9,29 @@ import (
 // filters evaluate: fields as trigger entries and the API show them
 // (amounts converted by cur, ExpectedRevenue derived) and the live roles.
 func FromGroup(g *triggers.Group, cur triggers.Currency) *Opportunity {
+	return fromGroup(g, cur, false)
+}
+
+// CompactFromGroup is FromGroup followed by Compact, without building the
+// Fields map in between.
+func CompactFromGroup(g *triggers.Group, cur triggers.Currency) *Opportunity {
+	o := fromGroup(g, cur, true)
+	o.Compact()
+	return o
+}
+
+func fromGroup(g *triggers.Group, cur triggers.Currency, compact bool) *Opportunity {
 	o := &Opportunity{ID: g.Opp.ID, Known: g.Opp.Known, Deleted: g.Opp.Deleted, Stale: g.Opp.Stale}
-	if g.Opp.Known {
+	switch {
+	case g.Opp.Known && compact:
+		o.Fields = cur.Snapshot(&g.Opp) // Compact reads it once: no interned copy
+	case g.Opp.Known:
 		snap := cur.Snapshot(&g.Opp)
 		o.Fields = make(map[string]cdc.Value, len(snap))
 		for k, val := range snap {
 			o.Fields[Intern(k)] = val
 		}
-	} else {
+	default:
 		o.Fields = map[string]cdc.Value{}
 	}
 	for _, r := range g.SortedRoles() {

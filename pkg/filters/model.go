@@ -80,91 +80,39 @@ type Opportunity struct {
 	// Fields are the opportunity's fields as served (amounts in the default
 	// currency, ExpectedRevenue derived when null).
 	Fields map[string]cdc.Value
-	// Roles are the live contact roles of the opportunity, of every person.
+	// Roles are the live contact roles of the opportunity, of every person
+	// (nil once compact: see Compact).
 	Roles []Role
 
-	// row holds Fields by column (see Compact); nil means use Fields.
-	row []cdc.Value
-}
-
-// columns numbers field names for compact rows; it only grows, with the
-// (bounded) set of field names ever seen.
-var columns struct {
-	sync.RWMutex
-	idx map[string]int
-}
-
-func column(name string) int {
-	columns.RLock()
-	i, ok := columns.idx[name]
-	columns.RUnlock()
-	if ok {
-		return i
-	}
-	columns.Lock()
-	defer columns.Unlock()
-	if columns.idx == nil {
-		columns.idx = map[string]int{}
-	}
-	if i, ok := columns.idx[name]; ok {
-		return i
-	}
-	i = len(columns.idx)
-	columns.idx[name] = i
-	return i
-}
-
-// Compact stores the fields as a dense row indexed by column, which
-// evaluates much faster over many opportunities than a map, and drops the
-// Fields map (call it only on opportunities nobody reads Fields of again;
-// Value and FieldMap keep working). Call it before publishing o.
-func (o *Opportunity) Compact() {
-	if o.row != nil {
-		return
-	}
-	n := 0
-	cols := make([]int, 0, len(o.Fields))
-	vals := make([]cdc.Value, 0, len(o.Fields))
-	for k, v := range o.Fields {
-		c := column(k)
-		cols = append(cols, c)
-		vals = append(vals, v)
-		n = max(n, c+1)
-	}
-	o.row = make([]cdc.Value, n)
-	for i, c := range cols {
-		o.row[c] = vals[i]
-	}
-	o.Fields = nil
+	// row holds the ID, the fields and the roles in compact form (see
+	// Compact); "" means use Fields and Roles.
+	row string
 }
 
 // Value returns a field of the opportunity (Null when absent).
 func (o *Opportunity) Value(name string) cdc.Value {
-	if o.row != nil {
+	if o.row != "" {
 		return o.at(column(name))
 	}
 	return o.Fields[name]
 }
 
-func (o *Opportunity) at(col int) cdc.Value {
-	if col < len(o.row) {
-		return o.row[col]
-	}
-	return cdc.Null
-}
-
 // FieldMap returns the fields as a map (a new one for a compact
 // opportunity).
 func (o *Opportunity) FieldMap() map[string]cdc.Value {
-	if o.row == nil {
+	if o.row == "" {
 		return o.Fields
 	}
 	columns.RLock()
-	defer columns.RUnlock()
-	m := map[string]cdc.Value{}
+	names := make(map[string]int, len(columns.idx))
 	for name, c := range columns.idx {
-		if c < len(o.row) && !o.row[c].IsNull() {
-			m[name] = o.row[c]
+		names[name] = c
+	}
+	columns.RUnlock()
+	m := map[string]cdc.Value{}
+	for name, c := range names {
+		if v := o.at(c); !v.IsNull() {
+			m[name] = v
 		}
 	}
 	return m
@@ -223,7 +171,9 @@ type Totals struct {
 // PersonRoles returns the person's roles on o.
 func PersonRoles(o *Opportunity, personID string) []Role {
 	var out []Role
-	for _, r := range o.Roles {
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
 		if r.ContactID == personID {
 			out = append(out, r)
 		}
@@ -256,8 +206,10 @@ func TotalsOf(personID string, opps []*Opportunity) Totals {
 }
 
 func holds(o *Opportunity, personID string) bool {
-	for i := range o.Roles {
-		if o.Roles[i].ContactID == personID {
+	c := o.roleCursor()
+	var r Role
+	for c.next(&r) {
+		if r.ContactID == personID {
 			return true
 		}
 	}

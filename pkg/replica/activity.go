@@ -74,6 +74,9 @@ type Activity struct {
 
 // DecodeActivity parses one member of an activity log.
 func DecodeActivity(text string) (Activity, error) {
+	if a, ok := decodePlainActivity(text); ok {
+		return a, nil
+	}
 	var a Activity
 	if err := json.Unmarshal([]byte(text), &a.ActivityEntry); err != nil {
 		return a, fmt.Errorf("activity entry: %w", err)
@@ -96,20 +99,30 @@ func DecodeActivity(text string) (Activity, error) {
 // within [since, until] (ms; beyond ±2^62 means unbounded), oldest first.
 // An entry this version cannot read is skipped: it matches nothing.
 func (r *Replica) ReadActivity(ctx context.Context, people []string, since, until int64) ([][]Activity, error) {
+	sinces := make([]int64, len(people))
+	for i := range sinces {
+		sinces[i] = since
+	}
+	return r.ReadActivitySince(ctx, people, sinces, until)
+}
+
+// ReadActivitySince is ReadActivity with each person's own lower bound.
+func (r *Replica) ReadActivitySince(ctx context.Context, people []string, since []int64, until int64) ([][]Activity, error) {
 	out := make([][]Activity, len(people))
 	if len(people) == 0 {
 		return out, nil
 	}
-	lo, hi := "-inf", "+inf"
-	if since > -1<<62 {
-		lo = strconv.FormatInt(since, 10)
-	}
+	hi := "+inf"
 	if until < 1<<62 {
 		hi = strconv.FormatInt(until, 10)
 	}
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(people))
 	for i, p := range people {
+		lo := "-inf"
+		if since[i] > -1<<62 {
+			lo = strconv.FormatInt(since[i], 10)
+		}
 		cmds[i] = pipe.ZRangeByScore(ctx, r.k.Activity(p), &redis.ZRangeBy{Min: lo, Max: hi})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -128,4 +141,43 @@ func (r *Replica) ReadActivity(ctx context.Context, people []string, since, unti
 		out[i] = acts
 	}
 	return out, nil
+}
+
+// decodePlainActivity reads, without encoding/json, an entry as
+// ActivityJSON writes it, exactly as DecodeActivity would; ok is false for
+// anything else.
+func decodePlainActivity(text string) (Activity, bool) {
+	var a Activity
+	ok := flatObject(text, func(key, raw string) bool {
+		var ok bool
+		switch key {
+		case "id":
+			a.EventID, ok = plainString(raw)
+		case "k":
+			a.Kind, ok = plainString(raw)
+		case "o":
+			a.Opp, ok = plainString(raw)
+		case "cr":
+			a.RoleID, ok = plainString(raw)
+		case "r":
+			a.Role, ok = plainString(raw)
+		case "why":
+			a.Reason, ok = plainString(raw)
+		case "f":
+			a.Field, ok = plainString(raw)
+		case "p":
+			a.IsPrimary, ok = plainBool(raw)
+		case "t":
+			a.At, ok = plainInt(raw)
+		case "ov", "nv":
+			v, err := cdc.ParseJSON(raw, cdc.KindString)
+			if ok = err == nil; ok && key == "ov" {
+				a.ActivityEntry.Old, a.Old = json.RawMessage(raw), v
+			} else if ok {
+				a.ActivityEntry.New, a.New = json.RawMessage(raw), v
+			}
+		}
+		return ok
+	})
+	return a, ok
 }

@@ -156,9 +156,12 @@ func EncodeRole(r *triggers.Role) string {
 }
 
 func DecodeRole(id, text string) (*triggers.Role, error) {
-	var s storedRole
-	if err := json.Unmarshal([]byte(text), &s); err != nil {
-		return nil, fmt.Errorf("contact role %s: %w", id, err)
+	s, ok := decodePlainRole(text)
+	if !ok {
+		s = storedRole{}
+		if err := json.Unmarshal([]byte(text), &s); err != nil {
+			return nil, fmt.Errorf("contact role %s: %w", id, err)
+		}
 	}
 	ver, err := cdc.ParseVersion(s.Version)
 	if err != nil {

@@ -296,8 +296,8 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	}
 	commons := map[commonKey]string{} // source+snapshot → common set id
 	type personActivity struct {
-		members []any // score, member pairs
-		last    int64
+		members     []any // score, member pairs
+		first, last int64
 	}
 	acts := map[string]*personActivity{}
 	var order []string
@@ -341,6 +341,9 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 			acts[tr.PersonID] = pa
 			order = append(order, tr.PersonID)
 		}
+		if len(pa.members) == 0 || at < pa.first {
+			pa.first = at
+		}
 		pa.members = append(pa.members, at, replica.ActivityJSON(tr, at))
 		pa.last = max(pa.last, at)
 	}
@@ -349,6 +352,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	for _, p := range order {
 		pa := acts[p]
 		t.zaddNew(s.k.Activity(p), pa.members...)
+		t.wroteActivity(p, pa.first)
 		t.zaddGT(s.k.People(), pa.last, p)
 	}
 }

@@ -103,6 +103,7 @@ type tx struct {
 	zappend ordered[[]any]          // ZADD of new members (score, member pairs)
 	entries []any                   // XADD, C and T commands in order
 	notes   ordered[struct{}]       // groups written, for the changes stream
+	acts    ordered[int64]          // people whose activity it writes → the oldest time written, for the changes stream
 	nCommon int
 
 	changes  int // record changes in the call
@@ -212,6 +213,15 @@ func (t *tx) trigger(key, id string, fields ...any) {
 // note records that the call wrote an opportunity group.
 func (t *tx) note(oppID string) { t.notes.at(oppID) }
 
+// wroteActivity records that the call writes a person's activity, the
+// oldest entry at time at (ms).
+func (t *tx) wroteActivity(person string, at int64) {
+	_, seen := t.acts.m[person]
+	if v := t.acts.at(person); !seen || at < *v {
+		*v = at
+	}
+}
+
 // args renders the call's arguments (see applyScript) the first time it is
 // called; the tx takes no more writes after that.
 func (t *tx) args() []any {
@@ -278,7 +288,8 @@ func (t *tx) args() []any {
 	args = append(args, t.entries...)
 	if len(t.notes.keys) > 0 {
 		// Readers of the replica tail the changes stream: one entry per call.
-		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " ")}
+		entry := []any{"MAXLEN", "~", replica.ChangesMaxLen, "*", "opps", strings.Join(t.notes.keys, " "),
+			"acts", replica.FormatActs(t.acts.keys, t.acts.m)}
 		args = append(args, "XADD", t.key(t.k.Stream(replica.StreamChanges)), len(entry))
 		args = append(args, entry...)
 	}

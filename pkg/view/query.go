@@ -11,7 +11,7 @@ import (
 )
 
 // queryChunk is how many people one evaluation step takes: the unit of ctx
-// checks and of pipelined activity reads.
+// checks.
 const queryChunk = 1024
 
 // Query returns one page of the people matching q, in id order, and the
@@ -37,7 +37,7 @@ func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, e
 	bufs := make([]evalBuf, workers)
 	found := make([][]string, workers)
 	errs := make([]error, workers)
-	ev := evaluation{v: v, q: q, cutoff: cutoff, since: since, until: until, activity: needActivity, lookup: v.lookup}
+	ev := evaluation{v: v, q: q, cutoff: cutoff, since: since, until: until, activity: needActivity, kinds: kindMask(q), lookup: v.lookup}
 	out := make([]string, 0, min(limit+1, 1024))
 	// Each step evaluates up to workers chunks in parallel; the results are
 	// taken in id order, so a page stops exactly after limit+1 matches.
@@ -78,27 +78,6 @@ func (v *View) Query(ctx context.Context, q *filters.Query) ([]string, string, e
 		next = filters.EncodeCursor(out[limit-1])
 	}
 	return out, next, nil
-}
-
-// readActivity fills the people's activity within [since, until] (ms).
-func (v *View) readActivity(ctx context.Context, people []filters.Person, since, until int64) error {
-	ids := make([]string, len(people))
-	for i := range people {
-		ids[i] = people[i].ID
-	}
-	acts, err := v.r.ReadActivity(ctx, ids, since, until)
-	if err != nil {
-		return err
-	}
-	for i := range people {
-		out := make([]filters.Activity, len(acts[i]))
-		for j, a := range acts[i] {
-			out[j] = filters.Activity{Kind: a.Kind, OpportunityID: a.Opp, RoleID: a.RoleID, Role: a.Role,
-				IsPrimary: a.IsPrimary, Field: a.Field, At: a.At, Old: a.Old, New: a.New}
-		}
-		people[i].Activity = out
-	}
-	return nil
 }
 
 var kindByName = map[string]cdc.Kind{
@@ -175,6 +154,7 @@ type evaluation struct {
 	cutoff       int64
 	since, until int64
 	activity     bool
+	kinds        uint8 // the activity kinds the query reads
 	lookup       func(string) (*filters.Opportunity, bool)
 }
 
@@ -182,6 +162,8 @@ type evaluation struct {
 type evalBuf struct {
 	batch  []filters.Person
 	totals []filters.Totals
+	logs   []string
+	acts   []filters.Activity
 }
 
 // chunk evaluates the query for one chunk of people and appends the ids
@@ -190,6 +172,7 @@ func (e *evaluation) chunk(ctx context.Context, chunk []*personEntry, b *evalBuf
 	if b.totals == nil {
 		b.totals = make([]filters.Totals, queryChunk)
 		b.batch = make([]filters.Person, 0, queryChunk)
+		b.logs = make([]string, queryChunk)
 	}
 	b.batch = b.batch[:0]
 	e.v.mu.RLock()
@@ -199,12 +182,18 @@ func (e *evaluation) chunk(ctx context.Context, chunk []*personEntry, b *evalBuf
 		}
 		n := len(b.batch)
 		b.totals[n] = p.totals
+		b.logs[n] = p.acts
 		b.batch = append(b.batch, filters.Person{ID: p.id, Opportunities: p.opps, Lookup: e.lookup, Totals: &b.totals[n]})
 	}
 	e.v.mu.RUnlock()
 	if e.activity {
-		if err := e.v.readActivity(ctx, b.batch, e.since, e.until); err != nil {
-			return out, err
+		// Activity within the query's window and the retention, from the
+		// index (logs are immutable: read outside the lock).
+		b.acts = b.acts[:0]
+		for j := range b.batch {
+			from := len(b.acts)
+			b.acts = decodeActivity(b.logs[j], e.since, e.until, e.cutoff, e.kinds, b.acts)
+			b.batch[j].Activity = b.acts[from:len(b.acts):len(b.acts)]
 		}
 	}
 	for j := range b.batch {

@@ -3,7 +3,10 @@ package view
 import (
 	"context"
 	"errors"
+	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +31,8 @@ func (notReady) Unavailable() bool { return true }
 type Config struct {
 	// Currency converts amounts as the write path's snapshots do.
 	Currency triggers.Currency
-	// ActivityRetention bounds the people a query considers: those with
-	// activity within it [8760h].
+	// ActivityRetention bounds the people a query considers (those with
+	// activity within it) and the activity the filters see [8760h].
 	ActivityRetention time.Duration
 	// Now is the wall clock [time.Now].
 	Now func() time.Time
@@ -123,11 +126,13 @@ type personEntry struct {
 	last   int64                  // last activity (ms); 0 = not in the people index
 	opps   []*filters.Opportunity // opportunities with a live role of theirs
 	totals filters.Totals         // TotalsOf(id, opps)
+	acts   string                 // activity within the retention (see activity.go)
 }
 
 func (v *View) entry(p string) *personEntry {
 	e := v.persons[p]
 	if e == nil {
+		p = strings.Clone(p) // not a substring of an opportunity's row
 		e = &personEntry{id: p}
 		v.persons[p] = e
 	}
@@ -182,6 +187,7 @@ func (v *View) Run(ctx context.Context) error {
 		return bo.Wait(ctx) == nil
 	}
 	needLoad := true
+	trimmed := time.Now()
 	for ctx.Err() == nil {
 		if needLoad {
 			if err := v.load(ctx); err != nil {
@@ -205,6 +211,10 @@ func (v *View) Run(ctx context.Context) error {
 			}
 			v.peopleRead, v.peopleDue = time.Now(), false
 		}
+		if time.Since(trimmed) > trimEvery {
+			v.trimAll()
+			trimmed = time.Now()
+		}
 		lost, err := v.follow(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -222,9 +232,18 @@ func (v *View) Run(ctx context.Context) error {
 	return nil
 }
 
-// load reads every group, person link and person of the org and swaps them
-// in. The stream position is taken first, so changes made during the load
-// are applied again afterwards (applying a group twice is harmless).
+// trimEvery is how often the activity index drops what fell out of the
+// retention.
+const trimEvery = time.Minute
+
+// loadWorkers is how many chunks a load reads and converts at once, so that
+// Redis and the conversion overlap.
+const loadWorkers = 4
+
+// load reads every group, person link, person and activity log of the org
+// and swaps them in. The stream position is taken first, so changes made
+// during the load are applied again afterwards (applying a group or
+// reading a log twice is harmless).
 func (v *View) load(ctx context.Context) error {
 	last, err := v.r.ChangesEnd(ctx)
 	if err != nil {
@@ -239,28 +258,54 @@ func (v *View) load(ctx context.Context) error {
 		return err
 	}
 	opps := make(map[string]*filters.Opportunity, len(list))
-	if err := v.readGroups(ctx, list, func(o *filters.Opportunity, _ []string) { opps[o.ID] = o }); err != nil {
+	parts := make([][]*filters.Opportunity, loadWorkers)
+	err = v.parallel(ctx, len(list), func(ctx context.Context, w, lo, hi int) error {
+		return v.readGroups(ctx, list[lo:hi], func(o *filters.Opportunity, _ []string) { parts[w] = append(parts[w], o) })
+	})
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		for _, o := range part {
+			opps[o.ID] = o
+		}
+	}
+	parts = nil
+	active := make([]string, len(people))
+	for i, p := range people {
+		active[i] = p.ID
+	}
+	logs := make([]string, len(active))
+	err = v.parallel(ctx, len(active), func(ctx context.Context, _, lo, hi int) error {
+		l, err := v.readActivityLogs(ctx, active[lo:hi])
+		copy(logs[lo:hi], l)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	persons := make(map[string]*personEntry, len(people))
 	get := func(p string) *personEntry {
 		e := persons[p]
 		if e == nil {
+			p = strings.Clone(p) // not a substring of an opportunity's row
 			e = &personEntry{id: p}
 			persons[p] = e
 		}
 		return e
 	}
+	var buf []string
 	for _, o := range opps {
-		for _, p := range contacts(o) {
+		buf = o.AppendContacts(buf[:0])
+		for _, p := range buf {
 			e := get(p)
 			e.opps = append(e.opps, o)
 		}
 	}
-	for _, o := range opps {
-		canonicalContacts(o, persons)
-	}
 	for _, e := range persons {
+		if cap(e.opps) > len(e.opps) {
+			e.opps = append([]*filters.Opportunity(nil), e.opps...) // no spare capacity
+		}
 		e.totals = filters.TotalsOf(e.id, e.opps)
 	}
 	inIndex := 0
@@ -270,12 +315,49 @@ func (v *View) load(ctx context.Context) error {
 			e.last = p.Last
 		}
 	}
+	for i, p := range active {
+		persons[p].acts = logs[i]
+	}
 	v.mu.Lock()
 	v.opps, v.persons, v.sorted, v.lastID, v.known = opps, persons, nil, last, inIndex
 	v.mu.Unlock()
 	v.reloads.Add(1)
 	v.loaded.Store(true)
 	return nil
+}
+
+// parallel calls fn for the chunks of [0, n), loadWorkers at a time (w is
+// the worker), and returns the first error.
+func (v *View) parallel(ctx context.Context, n int, fn func(ctx context.Context, w, lo, hi int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	errs := make([]error, loadWorkers)
+	var wg sync.WaitGroup
+	for w := range loadWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				lo := int(next.Add(int64(v.cfg.Chunk))) - v.cfg.Chunk
+				if lo >= n {
+					return
+				}
+				if err := fn(ctx, w, lo, min(lo+v.cfg.Chunk, n)); err != nil {
+					errs[w] = err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // refreshPeople re-reads the whole people index.
@@ -314,42 +396,14 @@ func (v *View) readGroups(ctx context.Context, ids []string, fn func(o *filters.
 					named = append(named, r.ContactID)
 				}
 			}
-			o := filters.FromGroup(l.Group, v.cfg.Currency)
-			o.Compact()
-			fn(o, named)
+			fn(filters.CompactFromGroup(l.Group, v.cfg.Currency), named)
 		}
 	}
 	return nil
 }
 
-// canonicalContacts makes the roles of a not yet published opportunity
-// share their person's id string, so that matching a role to a person
-// compares pointers instead of bytes.
-func canonicalContacts(o *filters.Opportunity, persons map[string]*personEntry) {
-	for i := range o.Roles {
-		if e := persons[o.Roles[i].ContactID]; e != nil {
-			o.Roles[i].ContactID = e.id
-		}
-	}
-}
-
 // contacts returns the distinct persons holding a live role on o.
-func contacts(o *filters.Opportunity) []string {
-	var out []string
-	for _, r := range o.Roles {
-		dup := false
-		for _, p := range out {
-			if p == r.ContactID {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, r.ContactID)
-		}
-	}
-	return out
-}
+func contacts(o *filters.Opportunity) []string { return o.AppendContacts(nil) }
 
 // follow reads one batch of the changes stream and applies it. lost is true
 // when the stream was trimmed past the view's position.
@@ -384,6 +438,9 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		}
 	}
 	v.mu.RUnlock()
+	for _, p := range ch.People {
+		affected[p] = true
+	}
 	who := make([]string, 0, len(affected))
 	for p := range affected {
 		who = append(who, p)
@@ -392,6 +449,39 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// The people whose activity was written (those the entries list, or,
+	// for entries of earlier versions, anyone the groups may have moved),
+	// and from when on: their logs from then on are read again.
+	from := make(map[string]int64, len(ch.People))
+	for i, p := range ch.People {
+		from[p] = ch.Since[i]
+	}
+	if ch.Unlisted {
+		for _, p := range who {
+			from[p] = math.MinInt64
+		}
+	}
+	wrote := make([]string, 0, len(from))
+	since := make([]int64, 0, len(from))
+	for p, t := range from {
+		wrote, since = append(wrote, p), append(since, t)
+	}
+	read, err := v.readActivityFrom(ctx, wrote, since)
+	if err != nil {
+		return false, err
+	}
+	// Only this goroutine writes the logs: merge them outside the lock.
+	logs := make([]string, len(wrote))
+	v.mu.RLock()
+	for i, p := range wrote {
+		if e := v.persons[p]; e != nil {
+			logs[i] = e.acts
+		}
+	}
+	v.mu.RUnlock()
+	for i := range wrote {
+		logs[i] = mergeActivity(logs[i], since[i], read[i])
+	}
 	indexed, err := v.r.PeopleCount(ctx)
 	if err != nil {
 		return false, err
@@ -399,10 +489,6 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, o := range fresh {
-		for _, p := range contacts(o) {
-			v.entry(p)
-		}
-		canonicalContacts(o, v.persons)
 		old := v.opps[o.ID]
 		v.opps[o.ID] = o
 		for _, p := range union(old, o) {
@@ -413,6 +499,9 @@ func (v *View) follow(ctx context.Context) (lost bool, err error) {
 		if lasts[i] > 0 {
 			v.setLast(v.entry(p), lasts[i])
 		}
+	}
+	for i, p := range wrote {
+		v.entry(p).acts = logs[i]
 	}
 	if int(indexed) > v.known {
 		v.peopleDue = true
@@ -452,11 +541,9 @@ func (v *View) relink(p string, old, o *filters.Opportunity) {
 			next = append(next, x)
 		}
 	}
-	for _, r := range o.Roles {
-		if r.ContactID == p {
-			next = append(next, o)
-			break
-		}
+	var buf [4]string
+	if slices.Contains(o.AppendContacts(buf[:0]), p) {
+		next = append(next, o)
 	}
 	e.opps = next
 	e.totals = filters.TotalsOf(p, next)
@@ -491,7 +578,7 @@ func (v *View) lookup(id string) (*filters.Opportunity, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	o, ok := v.opps[id]
-	return o, ok && (o.Known || len(o.Roles) > 0)
+	return o, ok && (o.Known || o.RoleCount() > 0)
 }
 
 // Position returns the id of the last changes-stream entry the view applied
