@@ -1,7 +1,8 @@
 // Package api serves oppsync's HTTP interface (CONTRACT §5): health,
 // readiness and metrics, the person and opportunity views, the constraint
-// catalog, person queries over the filter language of pkg/filters, and a
-// server-rendered person page.
+// catalog, person queries over the filter language of pkg/filters, a
+// server-rendered person page, and (CONTRACT §8) campaign definitions
+// (Campaigns) and a person's activity history (ActivityLog).
 //
 // Invariants:
 //   - When a token is configured, /v1/* and /people/* answer 401 unless the
