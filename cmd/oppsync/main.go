@@ -5,6 +5,7 @@
 //	oppsync run [--config FILE] [--<key>=<value> ...]
 //	oppsync demo [--duration D] [--brokers B] [--redis A] [--rate N]
 //	oppsync produce --brokers B [--count N] [--rate N] [--framing pubsub|confluent] ...
+//	oppsync campaigns apply -f FILE | list | delete ID   manage campaign definitions
 //	oppsync config [--config FILE]   print the effective configuration, secrets masked
 //	oppsync version
 package main
@@ -46,6 +47,7 @@ commands:
   config    print the effective configuration with secrets masked
   import    seed the state from Salesforce Bulk API CSV exports (--opportunities F,... --contact-roles F,...)
   resync    re-read records from Salesforce now (--stale | --ids ID,... | --entity E)
+  campaigns manage campaign definitions in Redis (apply -f FILE | list | delete ID)
   version   print version, commit and Go version
 `
 
@@ -83,12 +85,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, args[1:], stdout, stderr)
 	case "resync":
 		err = cmdResync(ctx, args[1:], stdout, stderr)
+	case "campaigns":
+		err = cmdCampaigns(ctx, args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "oppsync %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q (want run, demo, produce, bench, import, resync, config or version)", args[0])
+		err = usagef("unknown command %q (want run, demo, produce, bench, import, resync, campaigns, config or version)", args[0])
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/api"
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -300,8 +301,17 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 
+	// Filters and campaigns name fields of one catalog: the schemas seen
+	// plus the standard fields.
+	cat := newCampaignCatalog(lazy, s.cfg.Access.HiddenFields)
+	defs, err := campaigns.New(campaigns.Config{Org: s.cfg.OrgID, Max: s.cfg.Campaigns.Max, Ignored: s.cfg.Triggers.IgnoreFields}, s.rdb, cat)
+	if err != nil {
+		return &usageError{err.Error()}
+	}
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
-		Queries:    lazy,
+		Queries:    withCatalog{lazy, cat},
+		Campaigns:  defs,
+		Activity:   activityLog{s.store},
 		Gatherer:   s.reg,
 		Registerer: s.reg,
 		Currency:   s.cfg.Currency.Default,

@@ -21,6 +21,7 @@ type Config struct {
 	Access         Access         `yaml:"access"`
 	Triggers       Triggers       `yaml:"triggers"`
 	Activity       Activity       `yaml:"activity"`
+	Campaigns      Campaigns      `yaml:"campaigns"`
 	HTTP           HTTP           `yaml:"http"`
 	Log            Log            `yaml:"log"`
 	Salesforce     Salesforce     `yaml:"salesforce"`
@@ -122,6 +123,12 @@ type Activity struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// Campaigns configures campaign definitions (CONTRACT §8).
+type Campaigns struct {
+	// Max bounds the campaigns of the org (a create beyond it is refused).
+	Max int `yaml:"max"`
+}
+
 // HTTP configures the API, health and metrics listener.
 type HTTP struct {
 	Addr          string `yaml:"addr"`
@@ -185,6 +192,7 @@ func Default() *Config {
 			PendingRoleTimeout: 30 * time.Second,
 		},
 		Activity:        Activity{Retention: 8760 * time.Hour},
+		Campaigns:       Campaigns{Max: 1000},
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
