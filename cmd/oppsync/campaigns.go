@@ -243,4 +243,6 @@ type withCatalog struct {
 	cat *campaignCatalog
 }
 
-func (w withCatalog) Catalog(ctx context.Context) (*filters.Catalog, error) { return w.cat.Catalog(ctx) }
+func (w withCatalog) Catalog(ctx context.Context) (*filters.Catalog, error) {
+	return w.cat.Catalog(ctx)
+}
