@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/redis/go-redis/v9"
@@ -200,8 +201,8 @@ func newCampaignCatalog(seen catalogReader, hidden []string) *campaignCatalog {
 			continue // the embedded schemas are tested to parse
 		}
 		for _, f := range sch.Fields() {
-			if slices.Contains(hidden, entity+"."+f.Name) {
-				continue
+			if slices.Contains(hidden, entity+"."+f.Name) || strings.Contains(f.Name, "__") {
+				continue // hidden, or a custom field of the demo org (only the schemas seen know a real org's)
 			}
 			c.standard = append(c.standard, filters.Field{Entity: entity, Name: f.Name, Kind: f.Kind, SalesforceType: f.SalesforceType})
 		}
@@ -245,4 +246,31 @@ type withCatalog struct {
 
 func (w withCatalog) Catalog(ctx context.Context) (*filters.Catalog, error) {
 	return w.cat.Catalog(ctx)
+}
+
+// setCampaigns builds the org's campaign definitions (filters, campaigns
+// and /v1/constraints share their catalog) and turns their evaluation on in
+// the apply path, with the metrics of CONTRACT §8.
+func (s *service) setCampaigns() error {
+	var err error
+	s.defs, err = newCampaignStore(s.cfg, s.rdb, s.store)
+	if err != nil {
+		return err
+	}
+	m, err := campaigns.NewMetrics(s.reg)
+	if err != nil {
+		return err
+	}
+	log := s.log.With().Str("component", "campaigns").Logger()
+	s.store.SetCampaigns(s.defs, state.CampaignOptions{
+		MaxLen: s.cfg.Streams.MaxLen,
+		OnLoad: func(set *campaigns.Set, bad map[string]error) {
+			m.Loaded(set)
+			for id, err := range bad {
+				log.Warn().Str("campaign", id).Err(err).Msg("stored campaign no longer validates: not evaluated")
+			}
+		},
+		OnWritten: func(st state.CampaignStats) { m.Written(st.Entries, st.Evaluations, st.Lags) },
+	})
+	return nil
 }

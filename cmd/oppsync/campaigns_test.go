@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/oppsync/oppsync/internal/testenv"
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/filters"
 )
 
 func TestCampaignsCommand(t *testing.T) {
@@ -89,5 +92,34 @@ func TestCampaignsSubcommandHelp(t *testing.T) {
 		if !strings.HasPrefix(out.String(), "usage: oppsync campaigns "+sub+" ") || !strings.Contains(out.String(), "--redis.addrs") {
 			t.Fatalf("%s --help:\n%s", sub, out.String())
 		}
+	}
+}
+
+type seenCatalog []filters.Field
+
+func (s seenCatalog) Catalog(context.Context) (*filters.Catalog, error) { return filters.NewCatalog(s), nil }
+
+func TestCampaignCatalogKnowsStandardFields(t *testing.T) {
+	seen := seenCatalog{{Entity: "Opportunity", Name: "Region__c", Kind: cdc.KindString, SalesforceType: "Picklist"},
+		{Entity: "Opportunity", Name: "Amount", Kind: cdc.KindNumber, SalesforceType: "Currency (seen)"}}
+	cat, err := newCampaignCatalog(seen, []string{"Opportunity.Description"}).Catalog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"Amount": true, "StageName": true, "IsWon": true, "CloseDate": true,
+		"Region__c": true, "Description": false, "Seats__c": false} {
+		if _, ok := cat.Opportunity(name); ok != want {
+			t.Errorf("%s known = %v, want %v", name, ok, want)
+		}
+	}
+	if f, _ := cat.Opportunity("Amount"); f.SalesforceType != "Currency (seen)" {
+		t.Errorf("a seen field does not win: %+v", f)
+	}
+	role := false
+	for _, f := range cat.Fields() {
+		role = role || f.Entity == "OpportunityContactRole" && f.Name == "Role"
+	}
+	if !role {
+		t.Error("OpportunityContactRole.Role missing")
 	}
 }

@@ -42,6 +42,7 @@ type service struct {
 	src   *source.Source
 	rc    *reconcile.Reconciler // nil unless salesforce.instance_url is set
 	trim  *retention.Trimmer
+	defs  *campaigns.Store
 }
 
 // storeConfig maps the configuration to the state store's.
@@ -124,6 +125,9 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	s.store, err = state.New(stc, rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
+	}
+	if err := s.setCampaigns(); err != nil {
+		return nil, err
 	}
 	s.trim, err = retention.New(retention.Config{Streams: state.OutputStreams(cfg.OrgID), MaxLen: cfg.Streams.MaxLen},
 		rdb, s.reg, log.With().Str("component", "retention").Logger())
@@ -301,16 +305,9 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 
-	// Filters and campaigns name fields of one catalog: the schemas seen
-	// plus the standard fields.
-	cat := newCampaignCatalog(lazy, s.cfg.Access.HiddenFields)
-	defs, err := campaigns.New(campaigns.Config{Org: s.cfg.OrgID, Max: s.cfg.Campaigns.Max, Ignored: s.cfg.Triggers.IgnoreFields}, s.rdb, cat)
-	if err != nil {
-		return &usageError{err.Error()}
-	}
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
-		Queries:    withCatalog{lazy, cat},
-		Campaigns:  defs,
+		Queries:    withCatalog{lazy, newCampaignCatalog(lazy, s.cfg.Access.HiddenFields)},
+		Campaigns:  s.defs,
 		Activity:   activityLog{s.store},
 		Gatherer:   s.reg,
 		Registerer: s.reg,

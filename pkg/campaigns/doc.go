@@ -19,6 +19,11 @@
 // campaigns:qualified (id → entries written), campaign:<id>:marks (person
 // → occurred_at of their last entry), and the output stream campaign:<id>.
 //
-// The package emits no metrics of its own; the service reports
-// oppsync_campaigns_active from Store.List.
+// Metrics (Metrics, on the injected Registerer; fed by the apply path):
+//   - oppsync_campaign_entries_total{campaign}: campaign is an active
+//     campaign's id; the series of a campaign that leaves the active set is
+//     deleted, so there are at most campaigns.max series.
+//   - oppsync_campaign_evaluations_total
+//   - oppsync_campaign_lag_seconds (entry written − trigger occurred_at)
+//   - oppsync_campaigns_active
 package campaigns

@@ -300,3 +300,41 @@ type Set struct {
 	Rev       int64
 	Campaigns []*Campaign
 }
+
+// The methods below serve the HTTP API (api.Campaigns).
+
+// PutCampaign is Put returning the stored definition.
+func (s *Store) PutCampaign(ctx context.Context, id string, body []byte) (any, error) {
+	st, _, err := s.Put(ctx, id, body)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// GetCampaign is Get.
+func (s *Store) GetCampaign(ctx context.Context, id string) (any, bool, error) {
+	st, ok, err := s.Get(ctx, id)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return st, true, nil
+}
+
+// ListCampaigns is List without the revision.
+func (s *Store) ListCampaigns(ctx context.Context) ([]any, error) {
+	list, _, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(list))
+	for i, st := range list {
+		out[i] = st
+	}
+	return out, nil
+}
+
+// DeleteCampaign is Delete.
+func (s *Store) DeleteCampaign(ctx context.Context, id string) (bool, error) {
+	return s.Delete(ctx, id)
+}

@@ -29,6 +29,7 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 	open := func() *tx {
 		if cur == nil || cur.full(s.txChanges) && (field == "" || cur.posNew != "") {
 			cur = newTx(s.k, field, expect)
+			cur.cs = p.camp
 			txs = append(txs, cur)
 		}
 		return cur
@@ -348,6 +349,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	}
 	acts := map[string]*personActivity{}
 	var order []string
+	var written []writtenTrigger // for campaigns
 	for _, tr := range trs {
 		snap := snapshot
 		if tr.NoSnapshot {
@@ -381,6 +383,9 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
 		}
 		t.trigger(s.k.trigger(tr.Kind), cid, fields...)
+		if s.camps != nil {
+			written = append(written, writtenTrigger{tr: tr, common: cid, own: fields})
+		}
 		at := src.Version.CommitTimestamp
 		pa := acts[tr.PersonID]
 		if pa == nil {
@@ -398,6 +403,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 		t.zaddNew(s.k.activity(p), pa.members...)
 		t.zaddGT(s.k.people(), pa.last, p)
 	}
+	s.writeCampaigns(t, l, written)
 }
 
 // rolesJSON renders the roles of an updated entry.

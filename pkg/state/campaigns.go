@@ -1,0 +1,507 @@
+package state
+
+// Campaigns in the apply path (CONTRACT §8, DESIGN.md "Campaigns: where they
+// run"). For each trigger entry a change produces, every active campaign's
+// trigger constraints are evaluated on the entry; a campaign with person
+// filters then evaluates them on the person as the change leaves them: the
+// person's opportunities read before the script call (Redis, overlaid with
+// the groups of the batch as this change leaves them) and activity (Redis
+// plus the entries the batch wrote so far, this change's included). The
+// campaign entries go into the SAME script call as the trigger entries, so
+// they are written exactly once with the state, whatever happens; the
+// script decides qualification (once / every) against the campaign's marks
+// and guards on the org's campaigns revision, so a definition changed since
+// it was loaded refuses the call and the batch is recomputed with the new
+// definitions (a version applies exactly to the entries written after it).
+//
+// A batch is not begun ahead while a campaign with person filters is
+// active: its person reads must see the batch before it, durable.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oppsync/oppsync/pkg/campaigns"
+	"github.com/oppsync/oppsync/pkg/cdc"
+	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/triggers"
+)
+
+// CampaignSource returns the active campaigns and the revision they were
+// read at (campaigns.Store). It blocks, honours ctx and is safe for
+// concurrent use; bad lists stored definitions that no longer validate.
+type CampaignSource interface {
+	Active(ctx context.Context) (set *campaigns.Set, bad map[string]error, err error)
+}
+
+// CampaignStats is what one applied script call wrote for campaigns.
+type CampaignStats struct {
+	// Entries counts the campaign entries written, by campaign id.
+	Entries map[string]int
+	// Evaluations counts the (campaign, trigger entry) pairs evaluated.
+	Evaluations int
+	// Lags are, per entry written, its write time minus the trigger's
+	// occurred_at.
+	Lags []time.Duration
+}
+
+// CampaignOptions connect the apply path to campaigns.
+type CampaignOptions struct {
+	// MaxLen is the approximate MAXLEN of each campaign stream
+	// (streams.maxlen) [1,000,000].
+	MaxLen int64
+	// OnLoad is told of every set of active campaigns loaded (and of the
+	// definitions that no longer validate). It must not block.
+	OnLoad func(set *campaigns.Set, bad map[string]error)
+	// OnWritten is told of each applied call that evaluated campaigns. It
+	// must not block.
+	OnWritten func(CampaignStats)
+}
+
+// SetCampaigns turns campaign evaluation on. Call it before the first
+// batch; without it the apply path writes no campaign entries and does not
+// guard on the campaigns revision.
+func (s *Store) SetCampaigns(src CampaignSource, opts CampaignOptions) {
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = 1_000_000
+	}
+	s.camps = &campaignCache{src: src, hooks: opts, k: campaigns.NewKeys(s.cfg.Org)}
+}
+
+// campaignCache holds the active campaigns between batches; a call the
+// script refused for a moved campaigns revision drops it.
+type campaignCache struct {
+	src   CampaignSource
+	hooks CampaignOptions
+	k     campaigns.Keys
+
+	mu  sync.Mutex
+	set *campaigns.Set // nil: load before use
+}
+
+func (c *campaignCache) current(ctx context.Context) (*campaigns.Set, error) {
+	c.mu.Lock()
+	set := c.set
+	c.mu.Unlock()
+	if set != nil {
+		return set, nil
+	}
+	set, bad, err := c.src.Active(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading campaigns: %w", err)
+	}
+	if c.hooks.OnLoad != nil {
+		c.hooks.OnLoad(set, bad)
+	}
+	c.mu.Lock()
+	c.set = set
+	c.mu.Unlock()
+	return set, nil
+}
+
+func (c *campaignCache) drop() {
+	c.mu.Lock()
+	c.set = nil
+	c.mu.Unlock()
+}
+
+// needsPeople reports a set with a campaign that has person filters.
+func needsPeople(set *campaigns.Set) bool {
+	for _, c := range set.Campaigns {
+		if c.Filters != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// aheadAllowed reports whether a batch may be begun ahead (see Begin): not
+// while a campaign with person filters is active, nor when the campaigns
+// cannot be read (the batch is then applied, and fails, at its Wait).
+func (s *Store) aheadAllowed(ctx context.Context) bool {
+	if s.camps == nil {
+		return true
+	}
+	set, err := s.camps.current(ctx)
+	return err == nil && !needsPeople(set)
+}
+
+// campaignState is what one plan (or one release) evaluates campaigns
+// with.
+type campaignState struct {
+	set *campaigns.Set
+	// groups are the plan's groups as the batch leaves them so far; extra
+	// are the other groups of the people, as read before the batch.
+	groups, extra map[string]*loaded
+	// people are the candidates' opportunity ids and activity read before
+	// the batch; acts the activity the batch wrote since.
+	people map[string]*personRead
+	acts   map[string][]filters.Activity
+}
+
+type personRead struct {
+	opps []string
+	acts []filters.Activity
+}
+
+// planCampaigns loads the active campaigns for a plan and, when one has
+// person filters, reads the state of every person the batch may write an
+// entry for: those holding or having held a role on its groups, and the
+// contacts its contact-role events name.
+func (s *Store) planCampaigns(ctx context.Context, p *plan, items []Item) error {
+	if s.camps == nil {
+		return nil
+	}
+	set, err := s.camps.current(ctx)
+	if err != nil {
+		return err
+	}
+	cs := &campaignState{set: set, groups: p.groups}
+	p.camp = cs
+	if !needsPeople(set) {
+		return nil
+	}
+	people := map[string]bool{}
+	since := int64(math.MaxInt64)
+	for _, it := range items {
+		ev := it.Event
+		if ev == nil {
+			continue
+		}
+		since = min(since, ev.Version.CommitTimestamp)
+		if f, ok := ev.Field("ContactId"); ok && f.Value.Kind == cdc.KindString && cdc.KeySafeID(f.Value.Str) {
+			people[f.Value.Str] = true
+		}
+	}
+	for _, l := range p.groups {
+		for _, r := range l.g.Roles {
+			if r.ContactID != "" && cdc.KeySafeID(r.ContactID) {
+				people[r.ContactID] = true
+			}
+		}
+	}
+	if since == math.MaxInt64 {
+		since = s.cfg.Now().UnixMilli()
+	}
+	return s.readPeople(ctx, cs, people, since)
+}
+
+// releaseCampaigns is planCampaigns for ReleaseExpired's groups.
+func (s *Store) releaseCampaigns(ctx context.Context, groups map[string]*loaded) (*campaignState, error) {
+	if s.camps == nil {
+		return nil, nil
+	}
+	p := &plan{groups: groups}
+	if err := s.planCampaigns(ctx, p, nil); err != nil {
+		return nil, err
+	}
+	return p.camp, nil
+}
+
+// readPeople reads the candidates' opportunity links and, when a filter
+// reads activity, their activity from the earliest instant any window of
+// an entry at or after since can reach; then the groups they hold that the
+// plan does not.
+func (s *Store) readPeople(ctx context.Context, cs *campaignState, people map[string]bool, since int64) error {
+	cs.people = make(map[string]*personRead, len(people))
+	cs.acts = map[string][]filters.Activity{}
+	cs.extra = map[string]*loaded{}
+	if len(people) == 0 {
+		return nil
+	}
+	from, activity := int64(math.MaxInt64), false
+	for _, c := range cs.set.Campaigns {
+		if c.Filters == nil || !c.Filters.NeedsActivity() {
+			continue
+		}
+		activity = true
+		if lo, _, ok := c.Filters.At(time.UnixMilli(since)).ActivityWindow(); ok {
+			from = min(from, lo)
+		}
+	}
+	lo := "-inf"
+	if from != math.MaxInt64 && from > math.MinInt64 {
+		lo = strconv.FormatInt(from, 10)
+	}
+	pipe := s.rdb.Pipeline()
+	ids := make([]string, 0, len(people))
+	links := make([]*redis.StringSliceCmd, 0, len(people))
+	acts := make([]*redis.StringSliceCmd, 0, len(people))
+	for p := range people {
+		ids = append(ids, p)
+		links = append(links, pipe.HKeys(ctx, s.k.person(p)))
+		if activity {
+			acts = append(acts, pipe.ZRangeByScore(ctx, s.k.activity(p), &redis.ZRangeBy{Min: lo, Max: "+inf"}))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading campaign people: %w", err)
+	}
+	want := map[string]bool{}
+	for i, p := range ids {
+		pr := &personRead{opps: links[i].Val()}
+		for _, o := range pr.opps {
+			want[o] = true
+		}
+		if activity {
+			for _, text := range acts[i].Val() {
+				if a, err := decodeActivity(text); err == nil {
+					pr.acts = append(pr.acts, a)
+					want[a.OpportunityID] = true // for constraints on its fields
+				}
+			}
+		}
+		cs.people[p] = pr
+	}
+	var load []string
+	for id := range want {
+		if _, ok := cs.groups[id]; !ok && cdc.KeySafeID(id) {
+			load = append(load, id)
+		}
+	}
+	extra, err := s.loadGroups(ctx, load)
+	if err != nil {
+		return err
+	}
+	cs.extra = extra
+	return nil
+}
+
+// campaignTx is what a script call carries for campaigns.
+type campaignTx struct {
+	k      campaigns.Keys
+	rev    string // the campaigns revision the call expects
+	cache  *campaignCache
+	evals  int
+	queued []queuedEntry // the Q commands, in order
+}
+
+type queuedEntry struct {
+	campaign string
+	at       int64 // the trigger's occurred_at (ms)
+}
+
+// writtenTrigger is one trigger entry of a change: the entry, its common
+// field set and its own fields (for the campaign entries that copy it).
+type writtenTrigger struct {
+	tr     triggers.Trigger
+	common string
+	own    []any // "*", then field, value pairs
+}
+
+// writeCampaigns evaluates the active campaigns for the trigger entries of
+// one change (after the change: its own activity included) and queues the
+// campaign entries in t.
+func (s *Store) writeCampaigns(t *tx, l *loaded, written []writtenTrigger) {
+	cs := t.cs
+	if s.camps == nil || cs == nil || len(written) == 0 {
+		return
+	}
+	ct := t.camp
+	if ct == nil {
+		ct = &campaignTx{k: s.camps.k, rev: strconv.FormatInt(cs.set.Rev, 10), cache: s.camps}
+		t.camp = ct
+	}
+	if cs.people != nil {
+		for _, w := range written {
+			cs.acts[w.tr.PersonID] = append(cs.acts[w.tr.PersonID], activityOf(w.tr))
+		}
+	}
+	if len(cs.set.Campaigns) == 0 {
+		return
+	}
+	var snap *filters.Opportunity
+	if l.g.Opp.Known {
+		snap = s.filterOpp(l.g)
+	}
+	people := map[string]*filters.Person{}
+	for _, w := range written {
+		tr := w.tr
+		e := entryOf(tr, snap)
+		for _, c := range cs.set.Campaigns {
+			ct.evals++
+			if !matchesTrigger(c, e) {
+				continue
+			}
+			if c.Filters != nil {
+				p := people[tr.PersonID]
+				if p == nil {
+					p = s.campaignPerson(cs, tr.PersonID)
+					people[tr.PersonID] = p
+				}
+				if !c.Filters.At(time.UnixMilli(e.At)).Match(p) {
+					continue
+				}
+			}
+			t.campaignEntry(ct, c, w)
+		}
+	}
+}
+
+func matchesTrigger(c *campaigns.Campaign, e *filters.Entry) bool {
+	for _, t := range c.Triggers {
+		if t.Match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// entryOf is a trigger entry as trigger constraints see it.
+func entryOf(tr triggers.Trigger, snap *filters.Opportunity) *filters.Entry {
+	e := &filters.Entry{Kind: tr.Kind, At: tr.Source.Version.CommitTimestamp}
+	if !tr.NoSnapshot {
+		e.Opportunity = snap
+	}
+	if tr.Kind == cdc.TriggerUpdated {
+		e.Field, e.Old, e.New = tr.Field, tr.Old, tr.New
+		for _, r := range tr.Roles {
+			e.Roles = append(e.Roles, filters.Role{ID: r.ContactRoleID, ContactID: tr.PersonID, Role: r.Role, IsPrimary: r.IsPrimary})
+		}
+		return e
+	}
+	e.Reason = tr.Reason
+	e.Role = &filters.Role{ID: tr.ContactRoleID, ContactID: tr.PersonID, Role: tr.Role, IsPrimary: tr.IsPrimary}
+	return e
+}
+
+// activityOf is the activity log entry of a trigger, as the filters read
+// it back.
+func activityOf(tr triggers.Trigger) filters.Activity {
+	return filters.Activity{Kind: tr.Kind, OpportunityID: tr.OpportunityID, RoleID: tr.ContactRoleID, Role: tr.Role,
+		IsPrimary: tr.IsPrimary, Field: tr.Field, Old: tr.Old, New: tr.New, At: tr.Source.Version.CommitTimestamp}
+}
+
+// campaignPerson is the person as the change leaves them: the
+// non-deleted opportunities they hold a live role on (the batch's groups as
+// it leaves them so far, the others as read before it), and their activity.
+func (s *Store) campaignPerson(cs *campaignState, id string) *filters.Person {
+	group := func(oppID string) *loaded {
+		if l, ok := cs.groups[oppID]; ok {
+			return l
+		}
+		return cs.extra[oppID]
+	}
+	p := &filters.Person{ID: id}
+	seen := map[string]bool{}
+	add := func(oppID string) {
+		if seen[oppID] {
+			return
+		}
+		seen[oppID] = true
+		l := group(oppID)
+		if l == nil {
+			return
+		}
+		o := s.filterOpp(l.g)
+		if (o.Known && o.Deleted) || len(filters.PersonRoles(o, id)) == 0 {
+			return
+		}
+		p.Opportunities = append(p.Opportunities, o)
+	}
+	read := cs.people[id]
+	if read != nil {
+		for _, oppID := range read.opps {
+			add(oppID)
+		}
+		p.Activity = append(p.Activity, read.acts...)
+	}
+	for oppID, l := range cs.groups {
+		for _, r := range l.g.Roles {
+			if r.ContactID == id {
+				add(oppID)
+				break
+			}
+		}
+	}
+	p.Activity = append(p.Activity, cs.acts[id]...)
+	p.Lookup = func(oppID string) (*filters.Opportunity, bool) {
+		if l := group(oppID); l != nil {
+			return s.filterOpp(l.g), true
+		}
+		return nil, false
+	}
+	return p
+}
+
+// Qualification rules as the script reads them.
+const (
+	qualEveryTime = "e"
+	qualOnce      = "o"
+	qualEvery     = "w"
+)
+
+// campaignEntry queues one campaign entry: the script writes it unless the
+// qualification rule keeps the person out (see applyScript's "Q").
+func (t *tx) campaignEntry(ct *campaignTx, c *campaigns.Campaign, w writtenTrigger) {
+	tr := w.tr
+	rule, window := qualEveryTime, int64(0)
+	switch c.Qualification.Rule {
+	case campaigns.Once:
+		rule = qualOnce
+	case campaigns.Every:
+		rule, window = qualEvery, c.Qualification.Window.Milliseconds()
+	}
+	at := tr.Source.Version.CommitTimestamp
+	fields := []any{
+		"campaign_id", c.ID,
+		"event_id", c.ID + ":" + tr.EventID,
+		"campaign_version", strconv.FormatInt(c.Version, 10),
+		"person_id", tr.PersonID,
+		"trigger", tr.Kind,
+		"trigger_event_id", tr.EventID,
+		"opportunity_id", tr.OpportunityID,
+		"occurred_at", cdc.FormatMillis(at),
+	}
+	// The trigger entry's own fields after trigger, event_id and person_id.
+	fields = append(fields, w.own[7:]...)
+	head := []any{t.key(ct.k.Marks(c.ID)), t.key(ct.k.Qualified()), c.ID, rule, window, tr.PersonID, at,
+		ct.cache.hooks.MaxLen, w.common}
+	t.entries = append(t.entries, "Q", t.key(ct.k.Stream(c.ID)), len(head)+len(fields))
+	t.entries = append(t.entries, head...)
+	t.entries = append(t.entries, fields...)
+	ct.queued = append(ct.queued, queuedEntry{campaign: c.ID, at: at})
+}
+
+// campaignReplies reads what the script reports for a call's campaign
+// entries and tells the hooks; a call refused for a moved campaigns
+// revision drops the cached campaigns.
+func campaignReplies(txs []*tx, cmds []*redis.Cmd, now time.Time) {
+	for i, c := range cmds {
+		t := txs[i]
+		if t.camp == nil || c.Err() != nil {
+			continue
+		}
+		v := c.Val()
+		if n, ok := v.(int64); ok {
+			if n == scriptCampaignsMoved {
+				t.camp.cache.drop()
+			}
+			if n != scriptApplied {
+				continue
+			}
+		}
+		hook := t.camp.cache.hooks.OnWritten
+		if hook == nil {
+			continue
+		}
+		st := CampaignStats{Evaluations: t.camp.evals, Entries: map[string]int{}}
+		flags, _ := v.([]any)
+		for j, q := range t.camp.queued {
+			if j+1 < len(flags) {
+				if f, _ := flags[j+1].(int64); f == 1 {
+					st.Entries[q.campaign]++
+					st.Lags = append(st.Lags, now.Sub(time.UnixMilli(q.at)))
+				}
+			}
+		}
+		hook(st)
+	}
+}
