@@ -97,7 +97,9 @@ func TestCampaignsSubcommandHelp(t *testing.T) {
 
 type seenCatalog []filters.Field
 
-func (s seenCatalog) Catalog(context.Context) (*filters.Catalog, error) { return filters.NewCatalog(s), nil }
+func (s seenCatalog) Catalog(context.Context) (*filters.Catalog, error) {
+	return filters.NewCatalog(s), nil
+}
 
 func TestCampaignCatalogKnowsStandardFields(t *testing.T) {
 	seen := seenCatalog{{Entity: "Opportunity", Name: "Region__c", Kind: cdc.KindString, SalesforceType: "Picklist"},
