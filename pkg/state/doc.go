@@ -7,7 +7,6 @@
 // Redis Cluster hash slot and every script is single-slot.
 //
 // Invariants:
-//
 //   - A record change is written by a Lua script that also appends the
 //     trigger entries it causes: state and triggers never diverge. One call
 //     carries up to 64 consecutive changes of a partition (more only to
@@ -15,7 +14,6 @@
 //     writes all of them or none. It appends to the trigger,
 //     dead-letter and resync streams without trimming them: pkg/retention
 //     does, never past an entry a consumer group has not acknowledged.
-//
 //   - A call runs only if the revision of every opportunity group it writes
 //     (the "revs" hash) and the partition's stored position are what the
 //     caller read (compare and swap). A conflict rolls nothing forward; the
@@ -23,14 +21,12 @@
 //     harmless, which is what lets the one executor of script calls (send)
 //     send again, after reloading the script, the calls Redis answered
 //     NOSCRIPT.
-//
 //   - The stored position of a partition is the next offset to consume and
 //     never runs ahead of the state: it is written in the same call as the
 //     changes of the messages before it. A batch begun ahead (Begin) is
 //     built on the state the previous batch will leave and expects the
 //     position it will store, so nothing of it applies unless all of the
 //     previous batch did.
-//
 //   - With campaigns on (SetCampaigns), every call that writes trigger
 //     entries also evaluates the active campaigns for them and writes the
 //     campaign entries in the same call (campaigns.go): exactly once with
