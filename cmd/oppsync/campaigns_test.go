@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/oppsync/oppsync/internal/testenv"
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
 )
@@ -123,5 +124,22 @@ func TestCampaignCatalogKnowsStandardFields(t *testing.T) {
 	}
 	if !role {
 		t.Error("OpportunityContactRole.Role missing")
+	}
+}
+
+func TestDemoCampaignsAreValidAndFed(t *testing.T) {
+	cat, err := newCampaignCatalog(seenCatalog{}, nil).Catalog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range demoCampaigns {
+		if _, _, err := campaigns.Parse(c.id, []byte(c.body), campaigns.Options{Catalog: cat}); err != nil {
+			t.Fatalf("demo campaign %s: %v", c.id, err)
+		}
+	}
+	l := describe(map[string]any{"campaign_id": "decision-makers", "campaign_version": "2", "trigger": "added_to_opportunity",
+		"person_id": "0038c000000oDAwAAM", "opportunity_id": "0068c0000004i7sAAA", "occurred_at": "2026-12-07T21:09:48.039Z"})
+	if !strings.Contains(l.text, "campaign   0038c000000oDAwAAM  0068c0000004i7sAAA  → decision-makers (version 2, on added_to_opportunity)") {
+		t.Fatalf("feed line %q", l.text)
 	}
 }

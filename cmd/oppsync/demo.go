@@ -91,8 +91,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /metrics)\n",
+	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /v1/campaigns, /metrics)\n",
 		cfg.OrgID, strings.Join(cfg.Kafka.Brokers, ","), cfg.Redis.Addrs[0], cfg.HTTP.Addr)
+	campaignIDs, err := defineDemoCampaigns(ctx, svc, stdout)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%-12s  %-9s  %-18s  %-18s  %s\n", "time", "trigger", "person", "opportunity", "what")
 
 	w, err := source.NewWriter(sourceConfig(cfg))
@@ -116,18 +120,53 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	go func() {
 		defer wg.Done()
-		feed(runCtx, svc.rdb, cfg.OrgID, stdout)
+		feed(runCtx, svc.rdb, cfg.OrgID, campaignIDs, stdout)
 	}()
 	err = svc.run(ctx)
 	stopAll()
 	return err
 }
 
-// feed prints trigger entries as they arrive, one line each.
-func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Writer) {
+// demoCampaigns are the demo's example campaigns (CONTRACT §8).
+var demoCampaigns = []struct{ id, body string }{
+	{"decision-makers", `{"name": "Decision makers added to a deal over 50,000",
+	  "triggers": [{"trigger": "added_to_opportunity",
+	    "constraints": [{"field": "Role", "op": "is", "value": ["Decision Maker", "Economic Buyer"]},
+	                    {"field": "Amount", "op": "gte", "value": 50000}]}],
+	  "qualification": "once"}`},
+	{"won-repeat-buyers", `{"name": "Closed Won for people with another open deal",
+	  "triggers": [{"trigger": "opportunity_updated", "field": "StageName",
+	    "constraints": [{"field": "new_value", "op": "is", "value": "Closed Won"}]}],
+	  "filters": [{"filter": "number_of_opportunities", "op": "gte", "value": 1,
+	               "constraints": [{"field": "IsClosed", "op": "is", "value": false}]}],
+	  "qualification": {"every": "720h"}}`},
+}
+
+// defineDemoCampaigns stores the example campaigns and prints them.
+func defineDemoCampaigns(ctx context.Context, svc *service, out io.Writer) ([]string, error) {
+	var ids []string
+	for _, c := range demoCampaigns {
+		if _, _, err := svc.defs.Put(ctx, c.id, []byte(c.body)); err != nil {
+			return nil, fmt.Errorf("defining the demo campaign %s: %w", c.id, err)
+		}
+		ids = append(ids, c.id)
+	}
+	fmt.Fprintf(out, "campaigns: %s (see /v1/campaigns; their entries are the \"campaign\" lines)\n", strings.Join(ids, ", "))
+	return ids, nil
+}
+
+// feed prints trigger entries, and the entries of the campaigns, as they
+// arrive, one line each.
+func feed(ctx context.Context, rdb redis.UniversalClient, org string, campaignIDs []string, out io.Writer) {
 	prefix := "oppsync:{" + org + "}:triggers:"
 	streams := []string{prefix + cdc.TriggerAdded, prefix + cdc.TriggerRemoved, prefix + cdc.TriggerUpdated}
-	last := []string{"0", "0", "0"}
+	for _, id := range campaignIDs {
+		streams = append(streams, "oppsync:{"+org+"}:campaign:"+id)
+	}
+	last := make([]string, len(streams))
+	for i := range last {
+		last[i] = "0"
+	}
 	for ctx.Err() == nil {
 		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: append(append([]string{}, streams...), last...), Count: 100, Block: 500 * time.Millisecond}).Result()
 		if err != nil {
@@ -147,7 +186,8 @@ func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Wri
 				lines = append(lines, describe(m.Values))
 			}
 		}
-		sort.Slice(lines, func(i, j int) bool { return lines[i].at < lines[j].at })
+		// A campaign entry comes right after its trigger (same occurred_at).
+		sort.SliceStable(lines, func(i, j int) bool { return lines[i].at < lines[j].at })
 		for _, l := range lines {
 			fmt.Fprintln(out, l.text)
 		}
@@ -169,6 +209,10 @@ func describe(v map[string]any) feedLine {
 	_ = json.Unmarshal([]byte(get("opportunity")), &name)
 	opp := get("opportunity_id")
 	var what, kind string
+	if id := get("campaign_id"); id != "" {
+		return feedLine{at: at, text: fmt.Sprintf("%-12s  %-9s  %-18s  %-18s  → %s (version %s, on %s)", clock, "campaign",
+			get("person_id"), get("opportunity_id"), id, get("campaign_version"), get("trigger"))}
+	}
 	switch get("trigger") {
 	case cdc.TriggerAdded, cdc.TriggerRemoved:
 		kind = "added"
