@@ -228,3 +228,28 @@ func TestPersonActivityRoute(t *testing.T) {
 		}
 	}
 }
+
+// evilActivity serves one updated entry whose values are markup.
+type evilActivity struct{}
+
+func (evilActivity) PersonActivity(context.Context, string, ActivityQuery) ([]map[string]string, string, bool, error) {
+	return []map[string]string{{"event_id": "e1", "trigger": "opportunity_updated", "occurred_at": "2026-12-01T10:00:00.000Z",
+		"opportunity_id": "006X", "field": "Name", "old_value": `"<script>alert(1)</script>"`, "new_value": `"<b>x</b>"`}}, "more", true, nil
+}
+
+func TestActivityLogTabEscapes(t *testing.T) {
+	q := fakeRecords{opps: []*filters.Opportunity{{ID: "006X", Known: true, Fields: map[string]cdc.Value{"Name": cdc.String("n")},
+		Roles: []filters.Role{{ID: "00KX", ContactID: "003000000000000XAA"}}}}}
+	s, err := New(Config{}, Deps{Queries: q, Activity: evilActivity{}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, s.Handler(), "GET", "/people/003000000000000XAA", "")
+	body := string(r.body)
+	if r.code != 200 || !strings.Contains(body, ">Activity Log<") || !strings.Contains(body, `id="activity-more"`) {
+		t.Fatalf("page %d:\n%s", r.code, body)
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<b>x") || !strings.Contains(body, "&lt;script&gt;") {
+		t.Fatalf("activity values reached the page unescaped:\n%s", body)
+	}
+}
