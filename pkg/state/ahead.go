@@ -86,10 +86,8 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 			close(a.done)
 		}
 	}()
-	if !s.aheadAllowed(ctx) {
-		return a // campaigns read people: build on the batch before once durable
-	}
 	pos, before, after, ok := s.aheadOf(a.prev, a.field)
+	ok = ok && s.aheadAllowed(ctx, before)
 	var p *plan
 	if ok {
 		var err error

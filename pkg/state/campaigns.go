@@ -14,11 +14,16 @@ package state
 // it was loaded refuses the call and the batch is recomputed with the new
 // definitions (a version applies exactly to the entries written after it).
 //
-// A batch is not begun ahead while a campaign with person filters is
-// active: its person reads must see the batch before it, durable.
+// A batch begun ahead (Begin) reads the people while the batch before it
+// may still be running in Redis: it overlays that batch's groups and
+// activity (planned, as it will leave them) on what it reads, and drops
+// duplicates by event id, so it sees the batch before whole whether or not
+// its calls ran yet. A batch before that did not collect them (campaigns
+// with person filters appeared in between) is waited for instead.
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -122,15 +127,20 @@ func needsPeople(set *campaigns.Set) bool {
 	return false
 }
 
-// aheadAllowed reports whether a batch may be begun ahead (see Begin): not
-// while a campaign with person filters is active, nor when the campaigns
-// cannot be read (the batch is then applied, and fails, at its Wait).
-func (s *Store) aheadAllowed(ctx context.Context) bool {
+// aheadAllowed reports whether a batch may be begun ahead of before (the
+// plan of the batch still in flight, nil when none is): not when the
+// campaigns cannot be read (the batch is then applied, and fails, at its
+// Wait), nor when campaigns read people and before did not collect what it
+// writes for them.
+func (s *Store) aheadAllowed(ctx context.Context, before *plan) bool {
 	if s.camps == nil {
 		return true
 	}
 	set, err := s.camps.current(ctx)
-	return err == nil && !needsPeople(set)
+	if err != nil {
+		return false
+	}
+	return before == nil || !needsPeople(set) || before.camp != nil && before.camp.people != nil
 }
 
 // campaignState is what one plan (or one release) evaluates campaigns
@@ -143,19 +153,31 @@ type campaignState struct {
 	// people are the candidates' opportunity ids and activity read before
 	// the batch; acts the activity the batch wrote since.
 	people map[string]*personRead
-	acts   map[string][]filters.Activity
+	acts   map[string][]loggedActivity
+	// prev is the batch still in flight before this one (begun ahead), nil
+	// when there is none: its groups and activity overlay what was read.
+	prev *campaignState
+	// held lists, per person, the groups of this batch and of prev where
+	// they may hold a role (see planCampaigns).
+	held map[string][]string
 }
 
 type personRead struct {
 	opps []string
-	acts []filters.Activity
+	acts []loggedActivity
+}
+
+// loggedActivity is an activity entry with its trigger's event id.
+type loggedActivity struct {
+	id string
+	a  filters.Activity
 }
 
 // planCampaigns loads the active campaigns for a plan and, when one has
 // person filters, reads the state of every person the batch may write an
 // entry for: those holding or having held a role on its groups, and the
 // contacts its contact-role events name.
-func (s *Store) planCampaigns(ctx context.Context, p *plan, items []Item) error {
+func (s *Store) planCampaigns(ctx context.Context, p *plan, items []Item, before *plan) error {
 	if s.camps == nil {
 		return nil
 	}
@@ -164,9 +186,29 @@ func (s *Store) planCampaigns(ctx context.Context, p *plan, items []Item) error 
 		return err
 	}
 	cs := &campaignState{set: set, groups: p.groups}
+	if before != nil && before.camp != nil {
+		cs.prev = before.camp
+		cs.prev.prev = nil // built and durable before this batch began: no chain of states
+	}
 	p.camp = cs
 	if !needsPeople(set) {
 		return nil
+	}
+	// cs.held indexes, per person, every group of the batch (and of the
+	// batch in flight before it) where they hold or may come to hold a
+	// role: those with a role of theirs in any state, and those a
+	// contact-role event of the batch gives them.
+	cs.held = map[string][]string{}
+	hold := func(person, oppID string) {
+		if person == "" || !cdc.KeySafeID(person) {
+			return
+		}
+		for _, g := range cs.held[person] {
+			if g == oppID {
+				return
+			}
+		}
+		cs.held[person] = append(cs.held[person], oppID)
 	}
 	people := map[string]bool{}
 	since := int64(math.MaxInt64)
@@ -176,16 +218,35 @@ func (s *Store) planCampaigns(ctx context.Context, p *plan, items []Item) error 
 			continue
 		}
 		since = min(since, ev.Version.CommitTimestamp)
-		if f, ok := ev.Field("ContactId"); ok && f.Value.Kind == cdc.KindString && cdc.KeySafeID(f.Value.Str) {
-			people[f.Value.Str] = true
+		f, ok := ev.Field("ContactId")
+		if !ok || f.Value.Kind != cdc.KindString || !cdc.KeySafeID(f.Value.Str) {
+			continue
 		}
-	}
-	for _, l := range p.groups {
-		for _, r := range l.g.Roles {
-			if r.ContactID != "" && cdc.KeySafeID(r.ContactID) {
-				people[r.ContactID] = true
+		people[f.Value.Str] = true
+		if ev.Entity == cdc.EntityContactRole {
+			for _, id := range ev.RecordIDs {
+				if opp, found := p.recordOpp(ev, id); found {
+					hold(f.Value.Str, opp)
+				}
 			}
 		}
+	}
+	index := func(groups map[string]*loaded) {
+		for oppID, l := range groups {
+			for _, r := range l.g.Roles {
+				hold(r.ContactID, oppID)
+			}
+		}
+	}
+	index(p.groups)
+	if cs.prev != nil {
+		index(cs.prev.groups)
+	}
+	for person := range cs.held {
+		people[person] = true
+	}
+	if cs.prev != nil && cs.prev.people == nil {
+		return errors.New("campaigns: the batch before did not collect its people")
 	}
 	if since == math.MaxInt64 {
 		since = s.cfg.Now().UnixMilli()
@@ -199,7 +260,7 @@ func (s *Store) releaseCampaigns(ctx context.Context, groups map[string]*loaded)
 		return nil, nil
 	}
 	p := &plan{groups: groups}
-	if err := s.planCampaigns(ctx, p, nil); err != nil {
+	if err := s.planCampaigns(ctx, p, nil, nil); err != nil {
 		return nil, err
 	}
 	return p.camp, nil
@@ -211,17 +272,17 @@ func (s *Store) releaseCampaigns(ctx context.Context, groups map[string]*loaded)
 // plan does not.
 func (s *Store) readPeople(ctx context.Context, cs *campaignState, people map[string]bool, since int64) error {
 	cs.people = make(map[string]*personRead, len(people))
-	cs.acts = map[string][]filters.Activity{}
+	cs.acts = map[string][]loggedActivity{}
 	cs.extra = map[string]*loaded{}
 	if len(people) == 0 {
 		return nil
 	}
-	from, activity := int64(math.MaxInt64), false
+	from, readActs := int64(math.MaxInt64), false
 	for _, c := range cs.set.Campaigns {
 		if c.Filters == nil || !c.Filters.NeedsActivity() {
 			continue
 		}
-		activity = true
+		readActs = true
 		if lo, _, ok := c.Filters.At(time.UnixMilli(since)).ActivityWindow(); ok {
 			from = min(from, lo)
 		}
@@ -237,7 +298,7 @@ func (s *Store) readPeople(ctx context.Context, cs *campaignState, people map[st
 	for p := range people {
 		ids = append(ids, p)
 		links = append(links, pipe.HKeys(ctx, s.k.person(p)))
-		if activity {
+		if readActs {
 			acts = append(acts, pipe.ZRangeByScore(ctx, s.k.activity(p), &redis.ZRangeBy{Min: lo, Max: "+inf"}))
 		}
 	}
@@ -250,10 +311,14 @@ func (s *Store) readPeople(ctx context.Context, cs *campaignState, people map[st
 		for _, o := range pr.opps {
 			want[o] = true
 		}
-		if activity {
+		if readActs {
 			for _, text := range acts[i].Val() {
+				var raw activity
+				if json.Unmarshal([]byte(text), &raw) != nil {
+					continue // an entry this version cannot read matches nothing
+				}
 				if a, err := decodeActivity(text); err == nil {
-					pr.acts = append(pr.acts, a)
+					pr.acts = append(pr.acts, loggedActivity{id: raw.EventID, a: a})
 					want[a.OpportunityID] = true // for constraints on its fields
 				}
 			}
@@ -262,7 +327,7 @@ func (s *Store) readPeople(ctx context.Context, cs *campaignState, people map[st
 	}
 	var load []string
 	for id := range want {
-		if _, ok := cs.groups[id]; !ok && cdc.KeySafeID(id) {
+		if cs.group(id) == nil && cdc.KeySafeID(id) {
 			load = append(load, id)
 		}
 	}
@@ -311,7 +376,7 @@ func (s *Store) writeCampaigns(t *tx, l *loaded, written []writtenTrigger) {
 	}
 	if cs.people != nil {
 		for _, w := range written {
-			cs.acts[w.tr.PersonID] = append(cs.acts[w.tr.PersonID], activityOf(w.tr))
+			cs.acts[w.tr.PersonID] = append(cs.acts[w.tr.PersonID], loggedActivity{id: w.tr.EventID, a: activityOf(w.tr)})
 		}
 	}
 	if len(cs.set.Campaigns) == 0 {
@@ -379,16 +444,25 @@ func activityOf(tr triggers.Trigger) filters.Activity {
 		IsPrimary: tr.IsPrimary, Field: tr.Field, Old: tr.Old, New: tr.New, At: tr.Source.Version.CommitTimestamp}
 }
 
-// campaignPerson is the person as the change leaves them: the
-// non-deleted opportunities they hold a live role on (the batch's groups as
-// it leaves them so far, the others as read before it), and their activity.
-func (s *Store) campaignPerson(cs *campaignState, id string) *filters.Person {
-	group := func(oppID string) *loaded {
-		if l, ok := cs.groups[oppID]; ok {
+// group returns a group as this change leaves it: the batch's, else the
+// batch in flight before it's, else as read (nil when not read).
+func (cs *campaignState) group(oppID string) *loaded {
+	if l, ok := cs.groups[oppID]; ok {
+		return l
+	}
+	if cs.prev != nil {
+		if l, ok := cs.prev.groups[oppID]; ok {
 			return l
 		}
-		return cs.extra[oppID]
 	}
+	return cs.extra[oppID]
+}
+
+// campaignPerson is the person as the change leaves them: the
+// non-deleted opportunities they hold a live role on and their activity,
+// from what was read before the batch overlaid with the batch in flight
+// before it and with this batch so far.
+func (s *Store) campaignPerson(cs *campaignState, id string) *filters.Person {
 	p := &filters.Person{ID: id}
 	seen := map[string]bool{}
 	add := func(oppID string) {
@@ -396,7 +470,7 @@ func (s *Store) campaignPerson(cs *campaignState, id string) *filters.Person {
 			return
 		}
 		seen[oppID] = true
-		l := group(oppID)
+		l := cs.group(oppID)
 		if l == nil {
 			return
 		}
@@ -406,24 +480,30 @@ func (s *Store) campaignPerson(cs *campaignState, id string) *filters.Person {
 		}
 		p.Opportunities = append(p.Opportunities, o)
 	}
-	read := cs.people[id]
-	if read != nil {
-		for _, oppID := range read.opps {
-			add(oppID)
-		}
-		p.Activity = append(p.Activity, read.acts...)
-	}
-	for oppID, l := range cs.groups {
-		for _, r := range l.g.Roles {
-			if r.ContactID == id {
-				add(oppID)
-				break
+	logged := map[string]bool{}
+	log := func(acts []loggedActivity) {
+		for _, la := range acts {
+			if !logged[la.id] {
+				logged[la.id] = true
+				p.Activity = append(p.Activity, la.a)
 			}
 		}
 	}
-	p.Activity = append(p.Activity, cs.acts[id]...)
+	if read := cs.people[id]; read != nil {
+		for _, oppID := range read.opps {
+			add(oppID)
+		}
+		log(read.acts)
+	}
+	for _, oppID := range cs.held[id] {
+		add(oppID)
+	}
+	if cs.prev != nil {
+		log(cs.prev.acts[id])
+	}
+	log(cs.acts[id])
 	p.Lookup = func(oppID string) (*filters.Opportunity, bool) {
-		if l := group(oppID); l != nil {
+		if l := cs.group(oppID); l != nil {
 			return s.filterOpp(l.g), true
 		}
 		return nil, false

@@ -188,7 +188,7 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	if err := s.planStaleMarks(ctx, p, items, marks); err != nil {
 		return nil, err
 	}
-	if err := s.planCampaigns(ctx, p, items); err != nil {
+	if err := s.planCampaigns(ctx, p, items, before); err != nil {
 		return nil, err
 	}
 	return p, nil
