@@ -175,3 +175,25 @@ func TestParseFile(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParse feeds arbitrary bodies to Parse: no input may panic, every
+// error is an *InvalidError, and what parses renders to a body that parses
+// to the same body (applying it again changes nothing).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(contractExample))
+	f.Add([]byte(`{"name":"x","triggers":[{"trigger":"removed_from_opportunity"}],"filters":[{"filter":"has_opportunity"}],"logic":"not 1","qualification":{"every":"1h"}}`))
+	opts := testOptions()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d, _, err := Parse("fuzz", body, opts)
+		if err != nil {
+			if _, ok := err.(*InvalidError); !ok {
+				t.Fatalf("%T %v", err, err)
+			}
+			return
+		}
+		again, _, err := Parse("fuzz", []byte(d.Body()), opts)
+		if err != nil || again.Body() != d.Body() {
+			t.Fatalf("body %s does not parse to itself: %v\n%s", d.Body(), err, again.Body())
+		}
+	})
+}
