@@ -46,6 +46,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the apply phase to this file")
 	nCampaigns := fs.Int("campaigns", 0, "define this many active campaigns first (a mix: half with trigger constraints only, half with one or two person filters, a fifth once)")
 	personFilters := fs.Bool("campaign-filters", true, "give half of the --campaigns person filters (false: trigger constraints only)")
+	campaignsFire := fs.Bool("campaigns-fire", true, "false: every --campaigns trigger also needs Amount ≥ 10^15, so all are evaluated and none writes an entry")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return first, time.Now(), fmt.Errorf("only %d of %d events applied within %s", consumed(), *events, timeout)
 	}
 
-	if err := defineBenchCampaigns(ctx, cfg, rdb, *nCampaigns, *personFilters); err != nil {
+	if err := defineBenchCampaigns(ctx, cfg, rdb, *nCampaigns, *personFilters, *campaignsFire); err != nil {
 		return err
 	}
 	campaignEntries := func() int64 {
@@ -310,7 +311,7 @@ func benchCampaignID(i int) string { return fmt.Sprintf("bench-%03d", i) }
 // defineBenchCampaigns stores n campaigns of a realistic mix: even ones
 // with trigger constraints only, odd ones with one or two person filters,
 // every fifth "once".
-func defineBenchCampaigns(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, n int, personFilters bool) error {
+func defineBenchCampaigns(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, n int, personFilters, fire bool) error {
 	if n == 0 {
 		return nil
 	}
@@ -337,6 +338,9 @@ func defineBenchCampaigns(ctx context.Context, cfg *config.Config, rdb redis.Uni
 			reasons := []string{"contact_role_deleted", "contact_changed", "opportunity_deleted"}
 			trig = fmt.Sprintf(`{"trigger":"removed_from_opportunity","constraints":[{"field":"reason","op":"is","value":%q},{"field":"Role","op":"is","value":%q}]}`,
 				reasons[i%len(reasons)], roles[i%len(roles)])
+		}
+		if !fire {
+			trig = strings.Replace(trig, `"constraints":[`, `"constraints":[{"field":"Amount","op":"gte","value":1e15},`, 1)
 		}
 		body := fmt.Sprintf(`{"name":"bench %d","triggers":[%s]`, i, trig)
 		if i%2 == 1 && personFilters {
