@@ -44,6 +44,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opps := fs.Int("opportunities", 0, "opportunities in the synthetic org (default events/10)")
 	instances := fs.Int("instances", 1, "service instances in one consumer group (in this process)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the apply phase to this file")
+	nCampaigns := fs.Int("campaigns", 0, "define this many active campaigns first (a mix: half with trigger constraints only, half with one or two person filters, a fifth once)")
+	personFilters := fs.Bool("campaign-filters", true, "give half of the --campaigns person filters (false: trigger constraints only)")
+	campaignsFire := fs.Bool("campaigns-fire", true, "false: every --campaigns trigger also needs Amount ≥ 10^15, so all are evaluated and none writes an entry")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -153,7 +156,23 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return first, time.Now(), fmt.Errorf("only %d of %d events applied within %s", consumed(), *events, timeout)
 	}
 
-	fmt.Fprintf(stdout, "bench: %d events, %d partitions, %d instance(s), topic %s\n", *events, *partitions, *instances, topic)
+	if err := defineBenchCampaigns(ctx, cfg, rdb, *nCampaigns, *personFilters, *campaignsFire); err != nil {
+		return err
+	}
+	campaignEntries := func() int64 {
+		var n int64
+		for i := 0; i < *nCampaigns; i++ {
+			n += rdb.XLen(ctx, prefix+"campaign:"+benchCampaignID(i)).Val()
+		}
+		return n
+	}
+	defer func() {
+		if *nCampaigns > 0 {
+			fmt.Fprintf(stdout, "campaigns: %d active, %d campaign entries, %.0f evaluations\n", *nCampaigns, campaignEntries(),
+				counter("oppsync_campaign_evaluations_total"))
+		}
+	}()
+	fmt.Fprintf(stdout, "bench: %d events, %d partitions, %d instance(s), %d campaigns, topic %s\n", *events, *partitions, *instances, *nCampaigns, topic)
 	if *rate == 0 {
 		t0 := time.Now()
 		if _, err := publish(ctx, gen, enc, w, o, nil); err != nil {
@@ -203,6 +222,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		n := entries()
 		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s); %.0f scripts recomputed after conflicts\n",
 			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds(), counter("oppsync_apply_conflicts_total"))
+		if ev := counter("oppsync_campaign_evaluations_total"); ev > 0 {
+			fmt.Fprintf(stdout, "campaign evaluations: %.0f/s; redis-server CPU per evaluation %.2f µs (all of the run's CPU)\n",
+				ev/d.Seconds(), (redisCPU()-cpu0)*1e6/ev)
+		}
 		return nil
 	}
 
@@ -236,6 +259,105 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	q := func(p float64) float64 { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
 	fmt.Fprintf(stdout, "lag from Kafka append to stream entry over %d entries: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		len(lags), q(0.50), q(0.99), lags[len(lags)-1])
+	if *nCampaigns > 0 {
+		cl, err := campaignLags(ctx, rdb, prefix, *nCampaigns)
+		if err != nil {
+			return err
+		}
+		if len(cl) > 0 {
+			sort.Float64s(cl)
+			fmt.Fprintf(stdout, "lag from trigger entry to campaign entry over %d entries: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+				len(cl), cl[len(cl)/2], cl[min(len(cl)-1, len(cl)*99/100)], cl[len(cl)-1])
+		}
+	}
+	return nil
+}
+
+// campaignLags pairs each campaign entry with its trigger entry (by
+// trigger_event_id) and returns the difference of their stream ids' times.
+func campaignLags(ctx context.Context, rdb *redis.Client, prefix string, n int) ([]float64, error) {
+	at := map[string]int64{}
+	for _, k := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
+		msgs, err := rdb.XRange(ctx, prefix+"triggers:"+k, "-", "+").Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			at[fmt.Sprint(m.Values["event_id"])] = streamMillis(m.ID)
+		}
+	}
+	var lags []float64
+	for i := 0; i < n; i++ {
+		msgs, err := rdb.XRange(ctx, prefix+"campaign:"+benchCampaignID(i), "-", "+").Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			if t, ok := at[fmt.Sprint(m.Values["trigger_event_id"])]; ok {
+				lags = append(lags, float64(streamMillis(m.ID)-t))
+			}
+		}
+	}
+	return lags, nil
+}
+
+func streamMillis(id string) int64 {
+	ms, _ := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64)
+	return ms
+}
+
+func benchCampaignID(i int) string { return fmt.Sprintf("bench-%03d", i) }
+
+// defineBenchCampaigns stores n campaigns of a realistic mix: even ones
+// with trigger constraints only, odd ones with one or two person filters,
+// every fifth "once".
+func defineBenchCampaigns(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, n int, personFilters, fire bool) error {
+	if n == 0 {
+		return nil
+	}
+	store, err := newStore(ctx, cfg, rdb, 0)
+	if err != nil {
+		return err
+	}
+	defs, err := newCampaignStore(cfg, rdb, store)
+	if err != nil {
+		return err
+	}
+	roles := synth.Roles
+	stages := []string{"Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost"}
+	for i := 0; i < n; i++ {
+		var trig string
+		switch i % 3 {
+		case 0:
+			trig = fmt.Sprintf(`{"trigger":"added_to_opportunity","constraints":[{"field":"Role","op":"is","value":%q},{"field":"Amount","op":"gte","value":%d}]}`,
+				roles[i%len(roles)], (i%10)*10000)
+		case 1:
+			trig = fmt.Sprintf(`{"trigger":"opportunity_updated","field":"StageName","constraints":[{"field":"new_value","op":"is","value":%q}]}`,
+				stages[i%len(stages)])
+		default:
+			reasons := []string{"contact_role_deleted", "contact_changed", "opportunity_deleted"}
+			trig = fmt.Sprintf(`{"trigger":"removed_from_opportunity","constraints":[{"field":"reason","op":"is","value":%q},{"field":"Role","op":"is","value":%q}]}`,
+				reasons[i%len(reasons)], roles[i%len(roles)])
+		}
+		if !fire {
+			trig = strings.Replace(trig, `"constraints":[`, `"constraints":[{"field":"Amount","op":"gte","value":1e15},`, 1)
+		}
+		body := fmt.Sprintf(`{"name":"bench %d","triggers":[%s]`, i, trig)
+		if i%2 == 1 && personFilters {
+			f := fmt.Sprintf(`{"filter":"number_of_opportunities","op":"gte","value":%d}`, 1+i%3)
+			if i%4 == 1 {
+				f += `,{"filter":"has_opportunity","constraints":[{"field":"IsClosed","op":"is","value":false},{"field":"Amount","op":"gte","value":20000}]}`
+			}
+			body += `,"filters":[` + f + `]`
+		}
+		if i%5 == 0 {
+			body += `,"qualification":"once"`
+		}
+		body += "}"
+		if _, _, err := defs.Put(ctx, benchCampaignID(i), []byte(body)); err != nil {
+			return fmt.Errorf("defining bench campaign %d: %w", i, err)
+		}
+	}
 	return nil
 }
 

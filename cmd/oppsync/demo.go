@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/oppsync/oppsync/internal/synth"
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -91,8 +92,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /metrics)\n",
+	fmt.Fprintf(stdout, "oppsync demo: org %q, Kafka %s, Redis %s, API http://%s (try /v1/constraints, /v1/campaigns, /metrics)\n",
 		cfg.OrgID, strings.Join(cfg.Kafka.Brokers, ","), cfg.Redis.Addrs[0], cfg.HTTP.Addr)
+	campaignIDs, err := defineDemoCampaigns(ctx, svc, stdout)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, tail.Header)
 
 	w, err := source.NewWriter(cfg.Source())
@@ -116,7 +121,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	go func() {
 		defer wg.Done()
-		if err := feed(runCtx, svc.rdb, cfg.OrgID, stdout); err != nil {
+		if err := feed(runCtx, svc.rdb, cfg.OrgID, campaignIDs, stdout); err != nil {
 			log.Error().Err(err).Msg("demo feed stopped")
 		}
 	}()
@@ -125,13 +130,45 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// feed prints trigger entries as they arrive, one line each, through the
-// reference consumer (oppsync tail): a consumer group on the three trigger
-// streams, from their first entry.
-func feed(ctx context.Context, rdb redis.UniversalClient, org string, out io.Writer) error {
+// demoCampaigns are the demo's example campaigns (CONTRACT §8).
+var demoCampaigns = []struct{ id, body string }{
+	{"decision-makers", `{"name": "Decision makers added to a deal over 50,000",
+	  "triggers": [{"trigger": "added_to_opportunity",
+	    "constraints": [{"field": "Role", "op": "is", "value": ["Decision Maker", "Economic Buyer"]},
+	                    {"field": "Amount", "op": "gte", "value": 50000}]}],
+	  "qualification": "once"}`},
+	{"won-repeat-buyers", `{"name": "Closed Won for people with another open deal",
+	  "triggers": [{"trigger": "opportunity_updated", "field": "StageName",
+	    "constraints": [{"field": "new_value", "op": "is", "value": "Closed Won"}]}],
+	  "filters": [{"filter": "number_of_opportunities", "op": "gte", "value": 1,
+	               "constraints": [{"field": "IsClosed", "op": "is", "value": false}]}],
+	  "qualification": {"every": "720h"}}`},
+}
+
+// defineDemoCampaigns stores the example campaigns and prints them.
+func defineDemoCampaigns(ctx context.Context, svc *service, out io.Writer) ([]string, error) {
+	var ids []string
+	for _, c := range demoCampaigns {
+		if _, _, err := svc.defs.Put(ctx, c.id, []byte(c.body)); err != nil {
+			return nil, fmt.Errorf("defining the demo campaign %s: %w", c.id, err)
+		}
+		ids = append(ids, c.id)
+	}
+	fmt.Fprintf(out, "campaigns: %s (see /v1/campaigns; their entries are the \"campaign\" lines)\n", strings.Join(ids, ", "))
+	return ids, nil
+}
+
+// feed prints trigger entries, and the entries of the campaigns, as they
+// arrive, one line each, through the reference consumer (oppsync tail): a
+// consumer group on the three trigger streams and the campaign streams,
+// from their first entry.
+func feed(ctx context.Context, rdb redis.UniversalClient, org string, campaignIDs []string, out io.Writer) error {
 	var streams []string
 	for _, kind := range []string{cdc.TriggerAdded, cdc.TriggerRemoved, cdc.TriggerUpdated} {
 		streams = append(streams, replica.OutputStreams(org)[kind])
+	}
+	for _, id := range campaignIDs {
+		streams = append(streams, campaigns.NewKeys(org).Stream(id))
 	}
 	// Redis errors (not reachable yet while the service starts) are retried.
 	c, err := tail.New(tail.Config{Streams: streams, Group: "demo", Consumer: "demo", Block: 500 * time.Millisecond}, rdb)

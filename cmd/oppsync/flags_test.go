@@ -12,15 +12,16 @@ import (
 // its synopsis, each of its flags with its default, and an example.
 func TestEveryCommandHasHelp(t *testing.T) {
 	commands := map[string][]string{ // command → flags its help must list
-		"run":     {"--config", "--kafka.brokers", "--redis.addrs", "--streams.maxlen"},
-		"bridge":  {"--config", "--bridge.channels", "--bridge.max_in_flight", "--salesforce.client_id", "--kafka.brokers"},
-		"config":  {"--config", "--org_id"},
-		"import":  {"--opportunities", "--contact-roles", "--max-field-bytes", "--emit-triggers", "--kafka.brokers"},
-		"resync":  {"--stale", "--ids", "--entity", "--salesforce.instance_url"},
-		"demo":    {"--duration", "--rate", "--brokers"},
-		"produce": {"--brokers", "--count", "--framing"},
-		"bench":   {"--events", "--partitions", "--instances"},
-		"tail":    {"--stream", "--group", "--consumer", "--start", "--min-idle", "--format", "--count", "--redis.addrs", "--org_id"},
+		"run":       {"--config", "--kafka.brokers", "--redis.addrs", "--streams.maxlen"},
+		"bridge":    {"--config", "--bridge.channels", "--bridge.max_in_flight", "--salesforce.client_id", "--kafka.brokers"},
+		"config":    {"--config", "--org_id"},
+		"import":    {"--opportunities", "--contact-roles", "--max-field-bytes", "--emit-triggers", "--kafka.brokers"},
+		"resync":    {"--stale", "--ids", "--entity", "--salesforce.instance_url"},
+		"demo":      {"--duration", "--rate", "--brokers"},
+		"produce":   {"--brokers", "--count", "--framing"},
+		"bench":     {"--events", "--partitions", "--instances"},
+		"tail":      {"--stream", "--group", "--consumer", "--start", "--min-idle", "--format", "--count", "--redis.addrs", "--org_id"},
+		"campaigns": {},
 	}
 	for name, flags := range commands {
 		for _, h := range []string{"-h", "--help"} {

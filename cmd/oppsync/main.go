@@ -7,6 +7,7 @@
 //	oppsync demo [--duration D] [--brokers B] [--redis A] [--rate N]
 //	oppsync produce --brokers B [--count N] [--rate N] [--framing pubsub|confluent] ...
 //	oppsync tail [--stream added|removed|updated|dlq|resync|campaign:ID] [--group G] [--consumer NAME] ...
+//	oppsync campaigns apply -f FILE | list | delete ID   manage campaign definitions
 //	oppsync config [--config FILE]   print the effective configuration, secrets masked
 //	oppsync version
 package main
@@ -50,6 +51,7 @@ commands:
   import    seed the state from Salesforce Bulk API CSV exports (--opportunities F,... --contact-roles F,...)
   resync    re-read records from Salesforce now (--stale | --ids ID,... | --entity E)
   tail      follow output streams as a consumer group, print and acknowledge each entry (--stream added|removed|updated|dlq|resync|campaign:ID)
+  campaigns manage campaign definitions in Redis (apply -f FILE | list | delete ID)
   version   print version, commit and Go version
 `
 
@@ -91,12 +93,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdResync(ctx, args[1:], stdout, stderr)
 	case "tail":
 		err = cmdTail(ctx, args[1:], stdout, stderr)
+	case "campaigns":
+		err = cmdCampaigns(ctx, args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "oppsync %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q (want run, bridge, demo, produce, bench, import, resync, tail, config or version)", args[0])
+		err = usagef("unknown command %q (want run, bridge, demo, produce, bench, import, resync, tail, campaigns, config or version)", args[0])
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oppsync/oppsync/pkg/api"
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/config"
 	"github.com/oppsync/oppsync/pkg/decode"
@@ -39,6 +40,7 @@ type service struct {
 	trim  *retention.Trimmer
 	// schemaTopic holds the schemas read from schemas.topic; nil unless set.
 	schemaTopic *decode.TopicSource
+	defs        *campaigns.Store
 }
 
 type serviceOptions struct {
@@ -108,6 +110,9 @@ func newService(cfg *config.Config, log zerolog.Logger, opts serviceOptions) (*s
 	s.store, err = state.New(stc, rdb)
 	if err != nil {
 		return nil, &usageError{err.Error()}
+	}
+	if err := s.setCampaigns(); err != nil {
+		return nil, err
 	}
 	s.trim, err = retention.New(cfg.Retention(),
 		rdb, s.reg, log.With().Str("component", "retention").Logger())
@@ -251,7 +256,9 @@ func (s *service) run(ctx context.Context) error {
 	checks := s.checks()
 	checks["view"] = lazy.Ready
 	srv, err := api.New(api.Config{Addr: s.cfg.HTTP.Addr, AuthToken: s.cfg.HTTP.AuthToken}, api.Deps{
-		Queries:    lazy,
+		Queries:    withCatalog{lazy, newCampaignCatalog(lazy, s.cfg.Access.HiddenFields)},
+		Campaigns:  s.defs,
+		Activity:   activityLog{s.store},
 		Gatherer:   s.reg,
 		Registerer: s.reg,
 		Currency:   s.cfg.Currency.Default,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/tail"
@@ -113,7 +114,7 @@ func tailStreams(org, list string) ([]string, error) {
 				return nil, usagef("tail: --stream %q: a campaign id is 1 to 64 of A-Z a-z 0-9 _ -", n)
 			}
 			// The campaign stream's key (CONTRACT §8).
-			key = "oppsync:{" + org + "}:campaign:" + id
+			key = campaigns.NewKeys(org).Stream(id)
 		} else {
 			if long, ok := short[n]; ok {
 				n = long

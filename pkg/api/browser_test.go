@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/state"
 )
 
 // chromium returns the Chromium binary; it skips the test when none is
@@ -76,7 +80,10 @@ func cell(row, class string) string {
 func TestPersonPageBrowser(t *testing.T) {
 	bin := chromium(t)
 	o := smallOrg(t)
-	s, _ := newServer(t, o.view, Config{}, nil)
+	s, err := New(Config{}, Deps{Queries: o.view, Currency: "USD", Activity: storeActivity{o.store}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	_, _, person := fixedIDs(t, o.gen.Truth())
@@ -128,6 +135,8 @@ func TestPersonPageBrowser(t *testing.T) {
 		t.Errorf("totals (%d, %v) missing from the page", c, a)
 	}
 
+	checkActivityLog(t, dom, tp.acts)
+
 	shot := filepath.Join(artifacts(t), "person-"+person+".png")
 	runChromium(t, bin, "--screenshot="+shot, "--window-size=1280,900", url)
 	b, err := os.ReadFile(shot)
@@ -138,6 +147,54 @@ func TestPersonPageBrowser(t *testing.T) {
 }
 
 func itoaInt(n int) string { return strconv.Itoa(n) }
+
+// storeActivity serves the activity log from the state store, as the
+// service does.
+type storeActivity struct{ s *state.Store }
+
+func (a storeActivity) PersonActivity(ctx context.Context, p string, q ActivityQuery) ([]map[string]string, string, bool, error) {
+	return a.s.PersonActivity(ctx, p, state.ActivityPage{Kind: q.Type, Since: q.Since, Until: q.Until, Limit: q.Limit, Cursor: q.Cursor})
+}
+
+var activityPattern = regexp.MustCompile(`(?s)<tr class="activity" data-event-id="([^"]+)">(.*?)</tr>`)
+
+// checkActivityLog compares the Activity Log tab of a rendered page with
+// the person's expected trigger entries: the same entries (at most the
+// newest 100), newest first, each with its trigger and opportunity.
+func checkActivityLog(t *testing.T, dom string, acts []synth.Expected) {
+	t.Helper()
+	if !strings.Contains(dom, ">Activity Log<") {
+		t.Fatalf("no Activity Log tab in the rendered page")
+	}
+	want := map[string]synth.Expected{}
+	for _, e := range acts {
+		want[e.EventID] = e
+	}
+	rows := activityPattern.FindAllStringSubmatch(dom, -1)
+	if len(acts) <= pageActivity && len(rows) != len(acts) {
+		t.Errorf("Activity Log lists %d entries, the truth %d", len(rows), len(acts))
+	}
+	if len(acts) > pageActivity && (len(rows) != pageActivity || !strings.Contains(dom, `id="activity-more"`)) {
+		t.Errorf("Activity Log lists %d of %d entries without saying there are more", len(rows), len(acts))
+	}
+	last := ""
+	for _, m := range rows {
+		id, row := htmlUnescape(m[1]), m[2]
+		e, ok := want[id]
+		if !ok {
+			t.Errorf("Activity Log lists %s, not an entry of the person", id)
+			continue
+		}
+		at := cell(row, "occurred-at")
+		if at != e.At.UTC().Format(cdc.DateTimeLayout) || cell(row, "trigger") != e.Trigger || cell(row, "opportunity") != e.OpportunityID {
+			t.Errorf("%s: row %q, want %s %s %s", id, row, e.At.UTC().Format(cdc.DateTimeLayout), e.Trigger, e.OpportunityID)
+		}
+		if last != "" && at > last {
+			t.Errorf("not newest first: %s after %s", at, last)
+		}
+		last = at
+	}
+}
 
 func htmlUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`).Replace(s)

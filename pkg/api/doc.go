@@ -1,8 +1,10 @@
 // Package api serves oppsync's HTTP interface (CONTRACT §5): health,
 // readiness and metrics, the person and opportunity views, the constraint
 // catalog, person queries over the filter language of pkg/filters, a
-// server-rendered person page, and GET /v1/openapi.json, the OpenAPI 3.1
-// document of all of them (openapi.json, embedded; CONTRACT §10).
+// server-rendered person page, (CONTRACT §8) campaign definitions
+// (Campaigns) and a person's activity history (ActivityLog), and
+// GET /v1/openapi.json, the OpenAPI 3.1 document of all of them
+// (openapi.json, embedded; CONTRACT §10).
 //
 // Invariants:
 //   - When a token is configured, /v1/* and /people/* answer 401 unless the

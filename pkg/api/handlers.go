@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"sort"
 	"time"
@@ -193,14 +192,8 @@ type queryJSON struct {
 }
 
 func (s *Server) query(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body: larger than the limit")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "body: could not be read")
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := s.ctx(r)

@@ -37,6 +37,41 @@ type pageData struct {
 	Currency string
 	Amount   string
 	Expected string
+	// The Activity Log tab: the newest entries, and whether there are more.
+	HasActivity bool
+	Activity    []activityRow
+	MoreActive  bool
+}
+
+// activityRow is one row of the Activity Log tab.
+type activityRow struct {
+	EventID, At, Trigger, Opportunity, Detail string
+}
+
+// pageActivity is how many entries the Activity Log tab shows.
+const pageActivity = 100
+
+// activityRows renders trigger entries for the Activity Log tab.
+func activityRows(entries []map[string]string) []activityRow {
+	out := make([]activityRow, 0, len(entries))
+	for _, e := range entries {
+		r := activityRow{EventID: e["event_id"], At: e["occurred_at"], Trigger: e["trigger"], Opportunity: e["opportunity_id"]}
+		switch e["trigger"] {
+		case cdc.TriggerUpdated:
+			r.Detail = e["field"] + ": " + e["old_value"] + " → " + e["new_value"]
+		default:
+			role := e["role"]
+			if role == "" {
+				role = "(no role)"
+			}
+			r.Detail = e["reason"] + ", " + role
+			if e["is_primary"] == "true" {
+				r.Detail += ", primary"
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (s *Server) personPage(w http.ResponseWriter, r *http.Request) {
@@ -76,6 +111,16 @@ func (s *Server) personPage(w http.ResponseWriter, r *http.Request) {
 		}
 		row.Roles = strings.Join(roles, ", ")
 		d.Rows = append(d.Rows, row)
+	}
+	if s.deps.Activity != nil {
+		ctx, cancel := s.ctx(r)
+		entries, next, _, err := s.deps.Activity.PersonActivity(ctx, p.PersonID, ActivityQuery{Limit: pageActivity})
+		cancel()
+		if err != nil {
+			s.failed(w, r, err)
+			return
+		}
+		d.HasActivity, d.Activity, d.MoreActive = true, activityRows(entries), next != ""
 	}
 	var buf bytes.Buffer
 	if err := personTmpl.Execute(&buf, d); err != nil {

@@ -112,6 +112,10 @@ type Deps struct {
 	Checks map[string]func(ctx context.Context) error
 	// Currency labels every amount.
 	Currency string
+	// Campaigns serves /v1/campaigns; Activity serves
+	// /v1/people/{id}/activity. Nil answers 503 on those routes.
+	Campaigns Campaigns
+	Activity  ActivityLog
 }
 
 // Server is the HTTP server. Build it with New; it is safe for concurrent
@@ -166,6 +170,11 @@ func (s *Server) routes() http.Handler {
 	s.handle(mux, "POST /v1/people/query", true, s.query)
 	s.handle(mux, "GET /people/{personId}", true, s.personPage)
 	s.handle(mux, "GET /v1/openapi.json", true, serveOpenAPI)
+	s.handle(mux, "GET /v1/people/{personId}/activity", true, s.personActivity)
+	s.handle(mux, "PUT /v1/campaigns/{campaignId}", true, s.putCampaign)
+	s.handle(mux, "GET /v1/campaigns/{campaignId}", true, s.getCampaign)
+	s.handle(mux, "DELETE /v1/campaigns/{campaignId}", true, s.deleteCampaign)
+	s.handle(mux, "GET /v1/campaigns", true, s.listCampaigns)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// No route (404) or wrong method (405): the mux's answer, as JSON.

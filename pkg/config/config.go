@@ -26,6 +26,7 @@ type Config struct {
 	Access         Access         `yaml:"access"`
 	Triggers       Triggers       `yaml:"triggers"`
 	Activity       Activity       `yaml:"activity"`
+	Campaigns      Campaigns      `yaml:"campaigns"`
 	HTTP           HTTP           `yaml:"http"`
 	Log            Log            `yaml:"log"`
 	Salesforce     Salesforce     `yaml:"salesforce"`
@@ -161,6 +162,12 @@ type Activity struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// Campaigns configures campaign definitions (CONTRACT §8).
+type Campaigns struct {
+	// Max bounds the campaigns of the org (a create beyond it is refused).
+	Max int `yaml:"max"`
+}
+
 // HTTP configures the API, health and metrics listener.
 type HTTP struct {
 	Addr          string `yaml:"addr"`
@@ -227,6 +234,7 @@ func Default() *Config {
 		},
 		Schemas:         Schemas{Wait: 10 * time.Second},
 		Activity:        Activity{Retention: st.ActivityRetention},
+		Campaigns:       Campaigns{Max: 1000},
 		HTTP:            HTTP{Addr: ":8080"},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,

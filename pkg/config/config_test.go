@@ -26,6 +26,7 @@ func TestBadConfigs(t *testing.T) {
 		{"schemas_topic.bad.yml", `config: schemas.topic: "sf schemas" is not a valid topic name`},
 		{"broker.bad.yml", `config: kafka.brokers: "localhost" must be host:port`},
 		{"broker_credentials.bad.yml", `config: kafka.brokers: "***@kafka-2:9092" must be host:port without credentials (they have their own keys)`},
+		{"campaigns_max.bad.yml", `config: campaigns.max: must be from 1 to 10000, got 0`},
 		{"currency.bad.yml", `config: currency.default: must be a 3-letter uppercase ISO code, got "usd"`},
 		{"duplicate.bad.yml", `config: log.level: line 3: duplicate key (first at line 2)`},
 		{"duration.bad.yml", `config: triggers.pending_role_timeout: line 2: must be a duration like 30s or 1h, got "30"`},
@@ -126,9 +127,10 @@ func fullWant() *Config {
 		Access:   Access{HiddenFields: []string{"Opportunity.Description", "OpportunityContactRole.Role"}},
 		Triggers: Triggers{IgnoreFields: []string{"LastModifiedDate", "SystemModstamp", "LastActivityDate"},
 			PendingRoleTimeout: time.Minute},
-		Activity: Activity{Retention: 720 * time.Hour},
-		HTTP:     HTTP{Addr: "0.0.0.0:9090", AuthToken: "http-secret-value"},
-		Log:      Log{Level: "debug", Format: "console"},
+		Activity:  Activity{Retention: 720 * time.Hour},
+		Campaigns: Campaigns{Max: 200},
+		HTTP:      HTTP{Addr: "0.0.0.0:9090", AuthToken: "http-secret-value"},
+		Log:       Log{Level: "debug", Format: "console"},
 	}
 }
 
@@ -186,6 +188,7 @@ func TestDefaults(t *testing.T) {
 		{"triggers.ignore_fields", got.Triggers.IgnoreFields, []string{"LastModifiedDate", "LastModifiedById", "SystemModstamp"}},
 		{"triggers.pending_role_timeout", got.Triggers.PendingRoleTimeout, 30 * time.Second},
 		{"activity.retention", got.Activity.Retention, 8760 * time.Hour},
+		{"campaigns.max", got.Campaigns.Max, 1000},
 		{"http.addr", got.HTTP.Addr, ":8080"},
 		{"log.level", got.Log.Level, "info"},
 		{"log.format", got.Log.Format, "json"},

@@ -181,6 +181,9 @@ func (c *Config) validateMisc() error {
 	if err := positive("activity.retention", c.Activity.Retention); err != nil {
 		return err
 	}
+	if c.Campaigns.Max < 1 || c.Campaigns.Max > MaxCampaigns {
+		return keyErr("campaigns.max", "must be from 1 to %d, got %d", MaxCampaigns, c.Campaigns.Max)
+	}
 	return positive("shutdown_timeout", c.ShutdownTimeout)
 }
 
@@ -202,6 +205,10 @@ func (c *Config) validateLog() error {
 	}
 	return nil
 }
+
+// MaxCampaigns caps campaigns.max: each campaign is a label value of
+// oppsync_campaign_entries_total and is evaluated for every trigger entry.
+const MaxCampaigns = 10000
 
 func positive(key string, d time.Duration) error {
 	if d <= 0 {

@@ -1,6 +1,10 @@
-// Package filters owns the person filter language of CONTRACT §6: parsing
-// and validating the query JSON against the field catalog, and evaluating a
-// parsed Query against one person's opportunities, activity and totals.
+// Package filters owns the person filter language of CONTRACT §6 and §8:
+// parsing and validating the query JSON against the field catalog (with
+// "match" or a "logic" expression, and aggregate filters with
+// constraints), evaluating a parsed Query against one person's
+// opportunities, activity and totals, and the constraints of campaign
+// triggers (Trigger) evaluated on one trigger entry (Entry), with the same
+// operators and typing.
 //
 // Invariants:
 //   - Parse never panics on any input; every error names its culprit by

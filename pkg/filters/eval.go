@@ -16,16 +16,20 @@ func (q *Query) Match(p *Person) bool {
 	if haveTotals {
 		totals = *p.Totals
 	}
-	for _, f := range q.Filters {
-		var ok bool
-		if f.IsAggregate() {
+	one := func(f *Filter) bool {
+		if f.IsAggregate() && len(f.Constraints) == 0 {
 			if !haveTotals {
 				totals, haveTotals = TotalsOf(p.ID, p.Opportunities), true
 			}
-			ok = f.matchTotals(totals)
-		} else {
-			ok = f.Match(p)
+			return f.matchTotals(totals)
 		}
+		return f.Match(p)
+	}
+	if q.Logic != nil {
+		return q.Logic.Eval(func(i int) bool { return one(q.Filters[i]) })
+	}
+	for _, f := range q.Filters {
+		ok := one(f)
 		if q.Any && ok {
 			return true
 		}
@@ -40,6 +44,8 @@ func (q *Query) Match(p *Person) bool {
 func (f *Filter) Match(p *Person) bool {
 	var ok bool
 	switch {
+	case f.IsAggregate() && len(f.Constraints) > 0:
+		ok = f.Agg.holdsNumber(aggValue(f.Name, f.totalsWhere(p)))
 	case f.IsAggregate():
 		t := p.Totals
 		if t == nil {
@@ -53,6 +59,26 @@ func (f *Filter) Match(p *Person) bool {
 		ok = f.matchHas(p)
 	}
 	return ok != f.Not
+}
+
+// totalsWhere is TotalsOf over the person's opportunities that satisfy
+// every constraint of f (role constraints on one role of the person);
+// pending (unknown) opportunities never satisfy a constraint.
+func (f *Filter) totalsWhere(p *Person) Totals {
+	var t Totals
+	for _, o := range p.Opportunities {
+		if !o.Known || o.Deleted || !f.matchRoles(p.ID, o, nil) {
+			continue
+		}
+		t.Count++
+		if v := o.Value("Amount"); v.Kind == cdc.KindNumber {
+			t.Amount += v.Num
+		}
+		if v := o.Value("ExpectedRevenue"); v.Kind == cdc.KindNumber {
+			t.Expected += v.Num
+		}
+	}
+	return t
 }
 
 func (f *Filter) matchTotals(t Totals) bool {
@@ -306,7 +332,16 @@ func (c *Constraint) is(v cdc.Value) bool {
 		return false
 	}
 	n, ok := c.number(v)
-	return ok && c.holdsNumber(n)
+	if !ok {
+		return false
+	}
+	// Membership, whatever the operator: Holds negates it for is_not.
+	for _, x := range c.nums {
+		if n == x {
+			return true
+		}
+	}
+	return false
 }
 
 // number maps a record value onto the constraint's number line: numbers,

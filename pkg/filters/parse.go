@@ -45,9 +45,9 @@ var filterKeys = map[string][]string{
 	WasAdded:       {"filter", "not", "constraints", "within", "since", "until", "min_times"},
 	WasRemoved:     {"filter", "not", "constraints", "within", "since", "until", "min_times"},
 	Updated:        {"filter", "not", "constraints", "within", "since", "until", "min_times", "field"},
-	NumberOfOpps:   {"filter", "not", "op", "value"},
-	TotalAmount:    {"filter", "not", "op", "value"},
-	TotalExpected:  {"filter", "not", "op", "value"},
+	NumberOfOpps:   {"filter", "not", "op", "value", "constraints"},
+	TotalAmount:    {"filter", "not", "op", "value", "constraints"},
+	TotalExpected:  {"filter", "not", "op", "value", "constraints"},
 }
 
 // MaxFilters and MaxConstraints bound a query's size.
@@ -67,11 +67,14 @@ func Parse(body []byte, cat *Catalog, now time.Time) (*Query, error) {
 	if err != nil {
 		return nil, fmt.Errorf("body: %w", err)
 	}
-	if err := onlyKeys(top, "filters", "match", "limit", "cursor"); err != nil {
+	if err := onlyKeys(top, "filters", "match", "logic", "limit", "cursor"); err != nil {
 		return nil, fmt.Errorf("body: %w", err)
 	}
 	q := &Query{Limit: DefaultLimit, Now: now}
-	if raw, ok := top["match"]; ok {
+	if raw, ok := top["match"]; ok && !isNull(raw) {
+		if r, ok := top["logic"]; ok && !isNull(r) {
+			return nil, errors.New("logic: cannot be combined with \"match\"")
+		}
 		var m string
 		if json.Unmarshal(raw, &m) != nil || (m != "all" && m != "any") {
 			return nil, fmt.Errorf("match: %s is not \"all\" or \"any\"", show(raw))
@@ -110,6 +113,17 @@ func Parse(body []byte, cat *Catalog, now time.Time) (*Query, error) {
 			return nil, fmt.Errorf("filters[%d]%w", i, err)
 		}
 		q.Filters = append(q.Filters, f)
+	}
+	if raw, ok := top["logic"]; ok && !isNull(raw) {
+		var expr string
+		if json.Unmarshal(raw, &expr) != nil {
+			return nil, fmt.Errorf("logic: %s is not a string", show(raw))
+		}
+		l, err := ParseLogic(expr, len(q.Filters))
+		if err != nil {
+			return nil, err
+		}
+		q.Logic = l
 	}
 	return q, nil
 }
@@ -150,7 +164,6 @@ func parseFilter(raw json.RawMessage, cat *Catalog, now time.Time) (*Filter, err
 			return nil, err
 		}
 		f.Agg = c
-		return f, nil
 	}
 	if f.IsActivity() {
 		if err := parseWindow(f, m, now); err != nil {
@@ -204,6 +217,7 @@ func parseWindow(f *Filter, m map[string]json.RawMessage, now time.Time) error {
 			return pathErr(".within", "%v", err)
 		}
 		f.Since = now.Add(-d).UnixMilli()
+		f.within = d
 	}
 	for _, k := range []string{"since", "until"} {
 		r, ok := m[k]
@@ -282,6 +296,40 @@ func opOf(m map[string]json.RawMessage, path string) (string, error) {
 }
 
 func parseConstraint(raw json.RawMessage, cat *Catalog, f *Filter, updatedField Field, now time.Time) (*Constraint, error) {
+	return parseConstraintWith(raw, now, func(c *Constraint) error {
+		switch c.Field {
+		case FieldRole:
+			c.Kind, c.SalesforceType = cdc.KindString, "picklist"
+		case FieldIsPrimary:
+			c.Kind, c.SalesforceType = cdc.KindBool, "boolean"
+		case FieldOldValue, FieldNewValue:
+			if f.Name != Updated {
+				return pathErr("", "%s applies only to opportunity_updated", quote(c.Field))
+			}
+			if f.Field == "" {
+				return pathErr("", "%s needs the filter's \"field\"", quote(c.Field))
+			}
+			c.Kind, c.SalesforceType = updatedField.Kind, updatedField.SalesforceType
+		default:
+			return c.resolveOpportunity(cat)
+		}
+		return nil
+	})
+}
+
+// resolveOpportunity types c by the opportunity field it names.
+func (c *Constraint) resolveOpportunity(cat *Catalog) error {
+	fi, ok := cat.Opportunity(c.Field)
+	if !ok {
+		return pathErr("", "unknown field %s", quote(c.Field))
+	}
+	c.Field, c.Kind, c.SalesforceType, c.col = fi.Name, fi.Kind, fi.SalesforceType, column(fi.Name)
+	return nil
+}
+
+// parseConstraintWith reads {"field","op","value"}; resolve types c by
+// c.Field (or returns the path error of a field that cannot apply).
+func parseConstraintWith(raw json.RawMessage, now time.Time, resolve func(c *Constraint) error) (*Constraint, error) {
 	m, err := object(raw)
 	if err != nil {
 		return nil, pathErr("", "%v", err)
@@ -296,25 +344,8 @@ func parseConstraint(raw json.RawMessage, cat *Catalog, f *Filter, updatedField 
 		return nil, pathErr(".field", "%s is not a string", show(r))
 	}
 	c := &Constraint{Field: name, col: -1}
-	switch name {
-	case FieldRole:
-		c.Kind, c.SalesforceType = cdc.KindString, "picklist"
-	case FieldIsPrimary:
-		c.Kind, c.SalesforceType = cdc.KindBool, "boolean"
-	case FieldOldValue, FieldNewValue:
-		if f.Name != Updated {
-			return nil, pathErr("", "%s applies only to opportunity_updated", quote(name))
-		}
-		if f.Field == "" {
-			return nil, pathErr("", "%s needs the filter's \"field\"", quote(name))
-		}
-		c.Kind, c.SalesforceType = updatedField.Kind, updatedField.SalesforceType
-	default:
-		fi, ok := cat.Opportunity(name)
-		if !ok {
-			return nil, pathErr("", "unknown field %s", quote(name))
-		}
-		c.Field, c.Kind, c.SalesforceType, c.col = fi.Name, fi.Kind, fi.SalesforceType, column(fi.Name)
+	if err := resolve(c); err != nil {
+		return nil, err
 	}
 	op, err := opOf(m, ".op")
 	if err != nil {
@@ -375,6 +406,7 @@ func (c *Constraint) parseValue(m map[string]json.RawMessage, path, what string)
 			return pathErr(path, "%v", err)
 		}
 		c.since = c.now - d.Milliseconds()
+		c.past = d
 		return nil
 	case OpContains, OpNotContain, OpStartsWith:
 		var s string

@@ -24,6 +24,8 @@ type Query struct {
 	Filters []*Filter
 	// Any is true for "match": "any"; false means every filter must hold.
 	Any bool
+	// Logic, when set, combines the filters instead of Any (CONTRACT §8).
+	Logic *Logic
 	// Limit is the page size (1..MaxLimit, DefaultLimit when absent).
 	Limit int
 	// Cursor is the opaque cursor of the request, "" for the first page;
@@ -46,8 +48,11 @@ type Filter struct {
 	MinTimes     int
 	Field        string
 
-	// Aggregate filters: the comparison of the person's total.
+	// Aggregate filters: the comparison of the person's total; with
+	// Constraints, the total runs over the opportunities satisfying them.
 	Agg *Constraint
+
+	within time.Duration // the "within" of an activity window, 0 without
 
 	hasRoleConstraint bool
 }
@@ -103,7 +108,43 @@ type Constraint struct {
 	nums  []float64 // numbers, bools (0/1), dates and date-times (ms)
 	since int64     // in_past: lower bound (ms); the upper bound is Query.Now
 	now   int64
+	past  time.Duration // in_past: the duration
 }
 
 // maxMillis is "unbounded" for Until.
 const maxMillis = int64(1) << 62
+
+// At returns a copy of q whose relative times are measured from now: each
+// "within" window becomes [now − within, now] and each "in_past" constraint
+// [now − duration, now]. Absolute since/until stay as parsed. q itself is
+// not changed, so one parsed query serves evaluations at many instants
+// (a campaign's filters at each trigger entry's occurred_at).
+func (q *Query) At(now time.Time) *Query {
+	c := *q
+	c.Now = now
+	c.Filters = make([]*Filter, len(q.Filters))
+	ms := now.UnixMilli()
+	for i, f := range q.Filters {
+		g := *f
+		if g.within > 0 {
+			g.Since, g.Until = ms-g.within.Milliseconds(), min(f.Until, ms)
+		}
+		g.Constraints = make([]*Constraint, len(f.Constraints))
+		for j, k := range f.Constraints {
+			g.Constraints[j] = k.at(ms)
+		}
+		c.Filters[i] = &g
+	}
+	return &c
+}
+
+// at returns c with its in_past window measured from ms (c itself when it
+// has none).
+func (c *Constraint) at(ms int64) *Constraint {
+	if c.Op != OpInPast {
+		return c
+	}
+	d := *c
+	d.now, d.since = ms, ms-c.past.Milliseconds()
+	return &d
+}

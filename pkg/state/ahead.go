@@ -87,6 +87,7 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 		}
 	}()
 	pos, before, after, ok := s.aheadOf(a.prev, a.field)
+	ok = ok && s.aheadAllowed(ctx, before)
 	var p *plan
 	if ok {
 		var err error

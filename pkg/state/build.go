@@ -30,6 +30,7 @@ func (s *Store) build(p *plan, field, expect string, items []Item) []*tx {
 	open := func() *tx {
 		if cur == nil || cur.full(s.txChanges) && (field == "" || cur.posNew != "") {
 			cur = newTx(s.k, field, expect)
+			cur.cs = p.camp
 			txs = append(txs, cur)
 		}
 		return cur
@@ -301,6 +302,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 	}
 	acts := map[string]*personActivity{}
 	var order []string
+	var written []writtenTrigger // for campaigns
 	for _, tr := range trs {
 		snap := snapshot
 		if tr.NoSnapshot {
@@ -334,6 +336,9 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 				"is_primary", strconv.FormatBool(tr.IsPrimary), "reason", tr.Reason)
 		}
 		t.trigger(s.k.Trigger(tr.Kind), cid, fields...)
+		if s.camps != nil {
+			written = append(written, writtenTrigger{tr: tr, common: cid, own: fields})
+		}
 		at := src.Version.CommitTimestamp
 		pa := acts[tr.PersonID]
 		if pa == nil {
@@ -355,6 +360,7 @@ func (s *Store) writeTriggers(t *tx, l *loaded, trs []triggers.Trigger) {
 		t.wroteActivity(p, pa.first)
 		t.zaddGT(s.k.People(), pa.last, p)
 	}
+	s.writeCampaigns(t, l, written)
 }
 
 // rolesJSON renders the roles of an updated entry.

@@ -27,6 +27,13 @@
 //     built on the state the previous batch will leave and expects the
 //     position it will store, so nothing of it applies unless all of the
 //     previous batch did.
+//   - With campaigns on (SetCampaigns), every call that writes trigger
+//     entries also evaluates the active campaigns for them and writes the
+//     campaign entries in the same call (campaigns.go): exactly once with
+//     the state. The call is guarded by the org's campaigns revision too,
+//     so each entry is evaluated by the versions stored before it; a
+//     campaign with person filters reads the person before the call and
+//     stops batches from being begun ahead.
 //
 // Readers (pkg/view, the API) follow the changes stream every apply call
 // appends to (one entry naming the groups it wrote).
@@ -35,5 +42,6 @@
 // resyncs) with the same scripts, without a partition position.
 //
 // The package emits no metrics itself; ApplyBatch returns counts that
-// pkg/pipeline turns into metrics, and Stats serves the gauges.
+// pkg/pipeline turns into metrics, Stats serves the gauges, and
+// CampaignOptions' hooks feed the campaign metrics (campaigns.Metrics).
 package state

@@ -37,6 +37,8 @@ type plan struct {
 	// keepStale names the records ("<entity>/<id>") of a re-read whose
 	// stale marker moved since the re-read began (ApplyOptions.StaleMarks).
 	keepStale map[string]bool
+	// camp is what campaigns are evaluated with (nil: campaigns off).
+	camp *campaignState
 }
 
 // recordOpp returns the opportunity group a record of ev belongs to.
@@ -181,6 +183,9 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	// Read after the groups: a gap applied in between moved the group's
 	// revision too, so the script refuses what this plan builds.
 	if err := s.planStaleMarks(ctx, p, items, marks); err != nil {
+		return nil, err
+	}
+	if err := s.planCampaigns(ctx, p, items, before); err != nil {
 		return nil, err
 	}
 	return p, nil

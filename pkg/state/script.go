@@ -28,7 +28,13 @@ import (
 // name, key index, n, n arguments. Two pseudo-commands keep repeated trigger
 // fields (the opportunity snapshot above all) out of the arguments: "C" <id>
 // defines a set of fields, "T" <key> <id> <15 fields> is an XADD of the 15
-// fields (the id "*" first) followed by the set.
+// fields (the id "*" first) followed by the set. Two more serve campaigns
+// (state/campaigns.go): "R" <key> 1 <rev>, first when present, refuses the
+// call (-3) unless the campaigns revision is rev; "Q" <stream> <n> <marks>
+// <qualified> <campaign> <rule> <window> <person> <at> <maxlen> <common id>
+// <field, value pairs> writes a campaign entry unless the qualification
+// rule (e every time, o once, w every window ms) keeps the person out, and
+// then the call returns {1, one flag per Q: 1 written, 0 not}.
 var applyScript = redis.NewScript(applyScriptSource)
 
 const applyScriptSource = `
@@ -45,10 +51,37 @@ if ng > 0 then
 end
 local i = 5 + 2 * ng
 local common = {}
+local qs = {}
 local last = #ARGV
 while i <= last do
   local cmd, n = ARGV[i], tonumber(ARGV[i + 2])
-  if cmd == 'T' then
+  if cmd == 'R' then
+    if (redis.call('GET', KEYS[tonumber(ARGV[i + 1])]) or '0') ~= ARGV[i + 3] then return -3 end
+  elseif cmd == 'Q' then
+    local a = i + 3
+    local marks, person, at = KEYS[tonumber(ARGV[a])], ARGV[a + 5], tonumber(ARGV[a + 6])
+    local rule, go = ARGV[a + 3], true
+    if rule ~= 'e' then
+      local seen = tonumber(redis.call('HGET', marks, person) or '')
+      if seen and (rule == 'o' or seen > at - tonumber(ARGV[a + 4])) then go = false end
+      if go and (not seen or at > seen) then redis.call('HSET', marks, person, ARGV[a + 6]) end
+    end
+    if go then
+      local f = {unpack(ARGV, a + 9, i + 2 + n)}
+      local c = common[ARGV[a + 8]]
+      for j = 1, #c, 2 do
+        if c[j] ~= 'opportunity_id' and c[j] ~= 'occurred_at' then
+          f[#f + 1] = c[j]
+          f[#f + 1] = c[j + 1]
+        end
+      end
+      redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], 'MAXLEN', '~', ARGV[a + 7], '*', unpack(f))
+      redis.call('HINCRBY', KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], 1)
+      qs[#qs + 1] = 1
+    else
+      qs[#qs + 1] = 0
+    end
+  elseif cmd == 'T' then
     local a = i + 4
     redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
       ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10],
@@ -62,6 +95,10 @@ while i <= last do
   i = i + 3 + n
 end
 if ARGV[1] ~= '' and ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+if #qs > 0 then
+  table.insert(qs, 1, 1)
+  return qs
+end
 return 1
 `
 
@@ -70,6 +107,9 @@ const (
 	scriptApplied     = 1
 	scriptMoved       = 0
 	scriptPosConflict = -2
+	// scriptCampaignsMoved: the campaign definitions changed since the
+	// call was built.
+	scriptCampaignsMoved = -3
 )
 
 // triggerFields is how many fields of its own a "T" entry carries.
@@ -112,6 +152,11 @@ type tx struct {
 
 	// position guard
 	posField, posExpect, posNew string
+
+	// campaigns: what they are evaluated with, and what the call carries
+	// for them (nil: none).
+	cs   *campaignState
+	camp *campaignTx
 }
 
 func newTx(k replica.Keys, field, expect string) *tx {
@@ -234,6 +279,10 @@ func (t *tx) args() []any {
 		args = append(args, g)
 	}
 	args = append(args, t.expects...)
+	if t.camp != nil {
+		// First of the commands: the script checks it before any write.
+		args = append(args, "R", t.key(t.camp.k.Rev()), 1, t.camp.rev)
+	}
 	// cmd appends one command, split into several when its arguments are
 	// many (Lua's unpack has a limit); unit keeps pairs together and head
 	// (a ZADD flag) is repeated.
@@ -310,6 +359,9 @@ func (t *tx) args() []any {
 // it like any other error of the call.
 func (s *Store) send(ctx context.Context, txs []*tx) []*redis.Cmd {
 	cmds := s.pipeline(ctx, txs)
+	if s.camps != nil {
+		defer func() { campaignReplies(txs, cmds, s.cfg.Now()) }()
+	}
 	var lost []int // calls answered NOSCRIPT
 	for i, c := range cmds {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
@@ -350,6 +402,10 @@ func (s *Store) pipeline(ctx context.Context, txs []*tx) []*redis.Cmd {
 // applied reads a reply of send: true when the call wrote, false with a
 // nil error when a guard refused it (a group or the position moved).
 func applied(c *redis.Cmd) (bool, error) {
+	if flags, ok := c.Val().([]any); ok && c.Err() == nil && len(flags) > 0 {
+		n, _ := flags[0].(int64) // a call that wrote campaign entries
+		return n == scriptApplied, nil
+	}
 	n, err := c.Int()
 	if err != nil {
 		return false, err

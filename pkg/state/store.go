@@ -95,6 +95,8 @@ type Store struct {
 	chains    chains
 	// script is applyScript (a test gives it one Redis has not cached).
 	script *redis.Script
+	// camps are the campaigns the apply path evaluates (nil: off).
+	camps *campaignCache
 }
 
 // New returns a Store for cfg.Org on rdb. Call Init before use.

@@ -43,6 +43,10 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	cs, err := s.releaseCampaigns(ctx, groups)
+	if err != nil {
+		return 0, err
+	}
 	var txs []*tx
 	var counts []int
 	for _, id := range ids {
@@ -51,6 +55,7 @@ func (s *Store) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 		pr := priorOf(l.g)
 		res := triggers.ReleaseExpired(s.tcfg, l.g, now.UnixMilli())
 		t := newTx(s.k, "", "")
+		t.cs = cs
 		t.guard(id, l)
 		if res.Duplicate {
 			// Stale index entries (role deleted or released elsewhere).

@@ -29,7 +29,7 @@ func Line(e Entry) string {
 		person, opp = v["person_id"], v["opportunity_id"]
 		kind, what = triggerLine(v)
 		if c := v["campaign_id"]; c != "" {
-			what = "campaign " + c + ": " + what
+			what = "campaign " + c + " v" + v["campaign_version"] + ": " + what
 		}
 	case v["stage"] != "": // a dead letter
 		kind = "dlq"

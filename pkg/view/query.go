@@ -8,6 +8,7 @@ import (
 
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/filters"
+	"github.com/oppsync/oppsync/pkg/replica"
 )
 
 // queryChunk is how many people one evaluation step takes: the unit of ctx
@@ -94,7 +95,17 @@ func (v *View) Catalog(ctx context.Context) (*filters.Catalog, error) {
 	if v.cat != nil && now.Sub(v.catAt) < v.cfg.CatalogTTL && now.Sub(v.catAt) >= 0 {
 		return v.cat, nil
 	}
-	fields, err := v.r.Catalog(ctx)
+	cat, err := ReadCatalog(ctx, v.r)
+	if err != nil {
+		return nil, err
+	}
+	v.cat, v.catAt = cat, now
+	return cat, nil
+}
+
+// ReadCatalog reads the constraint catalog of the schemas seen, uncached.
+func ReadCatalog(ctx context.Context, r *replica.Replica) (*filters.Catalog, error) {
+	fields, err := r.Catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +113,7 @@ func (v *View) Catalog(ctx context.Context) (*filters.Catalog, error) {
 	for i, f := range fields {
 		list[i] = filters.Field{Entity: f.Entity, Name: f.Name, Kind: kindByName[f.Type], SalesforceType: f.SalesforceType}
 	}
-	cat := filters.NewCatalog(list)
-	v.cat, v.catAt = cat, now
-	return cat, nil
+	return filters.NewCatalog(list), nil
 }
 
 // Opportunity reads one opportunity from Redis; ok is false when the id was
