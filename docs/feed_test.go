@@ -10,16 +10,32 @@ import (
 	"github.com/oppsync/oppsync/internal/inproc"
 	"github.com/oppsync/oppsync/internal/synth"
 	"github.com/oppsync/oppsync/internal/testenv"
+	"github.com/oppsync/oppsync/pkg/campaigns"
 	"github.com/oppsync/oppsync/pkg/cdc"
 	"github.com/oppsync/oppsync/pkg/decode"
+	"github.com/oppsync/oppsync/pkg/filters"
 	"github.com/oppsync/oppsync/pkg/replica"
 	"github.com/oppsync/oppsync/pkg/state"
 )
 
+// docsCampaign is the campaign realStreams defines before its traffic:
+// every trigger entry qualifies, so its stream holds campaign entries of
+// all three kinds.
+const docsCampaign = "docs-all"
+
+// standardCatalog serves the catalog of standard fields (the campaign's
+// triggers name no field).
+type standardCatalog struct{}
+
+func (standardCatalog) Catalog(context.Context) (*filters.Catalog, error) {
+	return filters.NewCatalog(nil), nil
+}
+
 // realStreams pushes generated Salesforce traffic, with gap events and
 // messages that must be dead-lettered, through the real decode → pipeline
-// → state path into the test Redis, and returns every entry of the output
-// streams by stream name ("added_to_opportunity", ..., "dlq", "resync").
+// → state path (with campaign docsCampaign defined) into the test Redis,
+// and returns every entry of the output streams by stream name
+// ("added_to_opportunity", ..., "dlq", "resync", "campaign").
 func realStreams(t *testing.T) (org string, entries map[string][]redis.XMessage) {
 	t.Helper()
 	rdb := testenv.NewRedis(t)
@@ -31,10 +47,19 @@ func realStreams(t *testing.T) (org string, entries map[string][]redis.XMessage)
 		t.Fatal(err)
 	}
 	var clock time.Time
-	pipe, _ := inproc.New(t, rdb, enc, decode.Config{}, state.Config{
+	pipe, store := inproc.New(t, rdb, enc, decode.Config{}, state.Config{
 		Org: org, Currency: "USD", IgnoreFields: synth.DefaultIgnoreFields, Now: func() time.Time { return clock },
 	})
 	ctx := context.Background()
+	defs, err := campaigns.New(campaigns.Config{Org: org, Ignored: synth.DefaultIgnoreFields}, rdb, standardCatalog{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetCampaigns(defs, state.CampaignOptions{})
+	if _, _, err := defs.Put(ctx, docsCampaign, []byte(`{"name": "every trigger entry", "triggers": [
+		{"trigger": "added_to_opportunity"}, {"trigger": "removed_from_opportunity"}, {"trigger": "opportunity_updated"}]}`)); err != nil {
+		t.Fatal(err)
+	}
 	var batch []cdc.Message
 	var off int64
 	add := func(m cdc.Message) {
@@ -68,5 +93,10 @@ func realStreams(t *testing.T) (org string, entries map[string][]redis.XMessage)
 		}
 		entries[name] = msgs
 	}
+	msgs, err := rdb.XRange(ctx, campaigns.NewKeys(org).Stream(docsCampaign), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries["campaign"] = msgs
 	return org, entries
 }

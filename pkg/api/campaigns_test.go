@@ -174,7 +174,9 @@ func (f fakeActivity) PersonActivity(_ context.Context, p string, q ActivityQuer
 	case q.Cursor == "bad":
 		return nil, "", false, badCursor{}
 	}
-	return []map[string]string{{"trigger": "added_to_opportunity", "person_id": p}}, "next", true, nil
+	return []map[string]string{{"trigger": "added_to_opportunity", "event_id": "e1", "person_id": p, "opportunity_id": "0068c000000iyJbAAI",
+		"occurred_at": "2026-12-01T10:00:00.000Z", "contact_role_id": "00K8c000000abcdEAA", "role": "Decision Maker", "is_primary": "true",
+		"reason": "contact_role_created", "opportunity": `{"Amount":50000}`}}, "next", true, nil
 }
 
 type badCursor struct{}

@@ -209,7 +209,14 @@ func TestCheckExchangeRejects(t *testing.T) {
 		{"wrong type", "POST", "/v1/people/query", `{}`, 200, `{"person_ids":[1],"next_cursor":""}`},
 		{"bad request answered 200", "POST", "/v1/people/query", `{"limit":0}`, 200, `{"person_ids":[],"next_cursor":""}`},
 		{"undocumented route", "GET", "/v1/secret", "", 200, `{}`},
-		{"undocumented route's own 404", "GET", "/v1/campaigns/x", "", 404, `{"error":"campaign not found"}`},
+		{"undocumented route's own 404", "GET", "/v1/secrets/x", "", 404, `{"error":"secret not found"}`},
+		{"campaign without version", "GET", "/v1/campaigns/x", "", 200, `{"campaign_id":"x","name":"x","active":true,"triggers":[{"trigger":"added_to_opportunity"}],"filters":[],"match":"all","qualification":"once","updated_at":"2026-12-01T10:00:00.000Z","qualified_total":0}`},
+		{"campaign without qualified_total", "GET", "/v1/campaigns/x", "", 200, `{"campaign_id":"x","name":"x","active":true,"triggers":[{"trigger":"added_to_opportunity"}],"filters":[],"match":"all","qualification":"once","version":1,"updated_at":"2026-12-01T10:00:00.000Z"}`},
+		{"campaign with match and logic", "GET", "/v1/campaigns", "", 200, `{"campaigns":[{"campaign_id":"x","name":"x","active":true,"triggers":[{"trigger":"added_to_opportunity"}],"filters":[],"match":"all","logic":"1","qualification":"once","version":1,"updated_at":"2026-12-01T10:00:00.000Z"}]}`},
+		{"bad qualification", "PUT", "/v1/campaigns/x", `{"name":"x","triggers":[{"trigger":"added_to_opportunity"}],"qualification":"twice"}`, 200, `{}`},
+		{"match and logic answered 200", "POST", "/v1/people/query", `{"filters":[{"filter":"has_opportunity"}],"match":"all","logic":"1"}`, 200, `{"person_ids":[],"next_cursor":""}`},
+		{"activity entry without occurred_at", "GET", "/v1/people/003000000000001AAA/activity", "", 200, `{"person_id":"003000000000001AAA","activity":[{"trigger":"added_to_opportunity","event_id":"e","person_id":"003000000000001AAA","opportunity_id":"0068c000000iyJbAAI"}],"next_cursor":""}`},
+		{"activity limit too big answered 200", "GET", "/v1/people/003000000000001AAA/activity?limit=1001", "", 200, `{"person_id":"003000000000001AAA","activity":[],"next_cursor":""}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
