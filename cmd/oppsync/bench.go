@@ -44,6 +44,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opps := fs.Int("opportunities", 0, "opportunities in the synthetic org (default events/10)")
 	instances := fs.Int("instances", 1, "service instances in one consumer group (in this process)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the apply phase to this file")
+	ceilingFor := fs.Duration("ceiling-duration", 2*time.Second, "how long each of the two ceiling measurements (pipelined EVALSHA of a one-XADD script) runs")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -160,6 +161,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "published %d events in %s (%.0f/s)\n", *events, time.Since(t0).Round(time.Millisecond), float64(*events)/time.Since(t0).Seconds())
+		// The ceiling, measured just before and just after the apply phase
+		// on the same Redis, so the throughput can be compared across
+		// machines and moments as a ratio.
+		ceilingKey := prefix + "ceiling"
+		ceil0, err := evalCeiling(ctx, rdb, *redisAddr, ceilingKey, *ceilingFor)
+		if err != nil {
+			return err
+		}
+		st0, err := readRedisStats(ctx, rdb)
+		if err != nil {
+			return err
+		}
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
 			if err != nil {
@@ -169,40 +182,43 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := pprof.StartCPUProfile(f); err != nil {
 				return err
 			}
-			defer pprof.StopCPUProfile()
+			defer pprof.StopCPUProfile() // also stopped before the second ceiling
 		}
-		redisCPU := func() float64 {
-			info := rdb.Info(ctx, "cpu").Val()
-			var total float64
-			for _, line := range strings.Split(info, "\n") {
-				for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-					if strings.HasPrefix(line, k) {
-						v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, k)), 64)
-						total += v
-					}
-				}
-			}
-			return total
-		}
-		cpu0 := redisCPU()
+		go0, goOK := processCPU()
 		stop, err := startServices()
 		if err != nil {
 			return err
 		}
 		first, last, werr := waitAll(10 * time.Minute)
-		defer func() {
-			fmt.Fprintf(stdout, "redis-server CPU during the run: %.1f s\n", redisCPU()-cpu0)
-		}()
 		if err := stop(); err != nil && werr == nil {
 			werr = err
 		}
 		if werr != nil {
 			return werr
 		}
+		go1, _ := processCPU()
+		st1, err := readRedisStats(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		if *cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		ceil1, err := evalCeiling(ctx, rdb, *redisAddr, ceilingKey, *ceilingFor)
+		if err != nil {
+			return err
+		}
 		d := last.Sub(first)
 		n := entries()
+		rate := float64(*events) / d.Seconds()
+		ceiling := (ceil0 + ceil1) / 2
 		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s); %.0f scripts recomputed after conflicts\n",
-			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds(), counter("oppsync_apply_conflicts_total"))
+			*events, d.Round(time.Millisecond), rate, n, float64(n)/d.Seconds(), counter("oppsync_apply_conflicts_total"))
+		fmt.Fprintf(stdout, "ceiling: %.0f EVALSHA/s of a one-XADD script (%d connections x %d pipelined; %.0f before, %.0f after the run)\n",
+			ceiling, ceilingConnections, ceilingPipeline, ceil0, ceil1)
+		fmt.Fprintf(stdout, "ratio to the ceiling: %.1f %%\n", 100*rate/ceiling)
+		redisCPU, cmds := st1.sub(st0)
+		printCosts(stdout, *events, redisCPU, cmds, (go1 - go0).Seconds(), goOK)
 		return nil
 	}
 
