@@ -86,43 +86,162 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 			close(a.done)
 		}
 	}()
-	pos, before, after, ok := s.aheadOf(a.prev, a.field)
-	var p *plan
-	if ok {
-		var err error
-		p, err = s.planAfter(ctx, items, before)
-		ok = err == nil // a read failed: ApplyBatch will retry it
-	}
+	pos, ok := s.aheadOf(a.prev, a.field)
 	if !ok {
 		return a
 	}
+	// Batches of every partition form one chain (the lane): each is built
+	// on the groups as the batches before it will leave them, whatever
+	// their partition, and sends its calls once those applied.
+	l := &s.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	after := l.settle()
+	resetting := true
+	defer func() {
+		if resetting { // planning or building failed or panicked: the groups it touched are unknown
+			l.reset()
+		}
+	}()
+	p, err := s.planAfter(ctx, items, l)
+	if err != nil { // a read failed: ApplyBatch will retry it
+		return a
+	}
 	txs, endPos := s.buildSlices(p, a.field, pos, items, nil)
+	resetting = false
+	for _, g := range p.groups {
+		g.owner = a
+	}
 	a.sync, a.p, a.txs, a.endPos = false, p, txs, endPos
-	// Its groups, as its calls will leave them, stay with it: the next
-	// batch takes those it needs, Wait caches the others once durable.
+	l.last = a
 	begun = true
 	go a.execute(after)
 	return a
 }
 
-// aheadOf says what a batch following last can be built on: the position
-// it starts from, the plan of a batch still in flight (to take its groups
-// and contact roles from), and that batch (to run after); ok is false when
-// it must be applied at its Wait instead.
-func (s *Store) aheadOf(last *Applying, field string) (pos string, before *plan, after *Applying, ok bool) {
+// aheadOf says from which position a batch following last (the batch
+// of the same partition begun before it) can be built; ok is false when it
+// must be applied at its Wait instead.
+func (s *Store) aheadOf(last *Applying, field string) (pos string, ok bool) {
 	switch {
-	case last == nil || s.cfg.CacheGroups < 0:
-		// No known position to build on (nor a cache to carry the groups).
-		return "", nil, nil, false
+	case s.cfg.CacheGroups < 0:
+		// No cache to carry the groups.
+		return "", false
+	case last == nil:
+		// The partition's first batch: from the position read when it was
+		// assigned (Position), if it was.
+		return s.expect.get(field)
 	case last.finished:
 		pos, ok = s.expect.get(field)
-		return pos, nil, nil, ok && last.waitErr == nil
+		return pos, ok && last.waitErr == nil
 	case last.sync || last.prev != nil && last.prev.finished && (last.prev.fellBack || last.prev.waitErr != nil):
 		// The batch before is applied at its Wait, or will find that the
 		// one before it failed: build on nothing of it.
-		return "", nil, nil, false
+		return "", false
 	}
-	return last.endPos, last.p, last, true
+	return last.endPos, true
+}
+
+// lane is the chain of batches begun ahead, of every partition: the groups
+// as their calls leave them (owned by the lane: no other plan takes them),
+// the contact roles they taught, and the last batch, which the next one
+// runs after. A batch of one partition that touches a group another
+// partition's batch has in flight builds on it instead of reading a
+// revision that is about to move.
+type lane struct {
+	mu      sync.Mutex
+	last    *Applying
+	groups  map[string]*loaded
+	roleOpp map[string]string
+	max     int
+}
+
+// settle returns the batch the next one runs after: the last one, unless
+// all of its calls already ran. When they did not all apply, the groups
+// and roles the lane holds may be what no call wrote: it forgets them.
+func (l *lane) settle() *Applying {
+	last := l.last
+	if last == nil {
+		return nil
+	}
+	select {
+	case <-last.done:
+	default:
+		return last
+	}
+	l.last = nil
+	if !last.ok {
+		l.reset()
+		return nil
+	}
+	l.trim()
+	return nil
+}
+
+func (l *lane) reset() {
+	l.groups, l.roleOpp = nil, nil
+}
+
+// trim bounds the lane's groups: past max, it drops about a tenth of
+// those no batch in flight wrote (the last one that wrote them applied).
+func (l *lane) trim() {
+	if len(l.groups) <= l.max && len(l.roleOpp) <= l.max {
+		return
+	}
+	if len(l.roleOpp) > l.max {
+		l.roleOpp = nil
+	}
+	drop := len(l.groups) - l.max + l.max/10
+	for id, g := range l.groups {
+		if drop <= 0 {
+			break
+		}
+		if g.owner == nil || g.owner.applied() {
+			delete(l.groups, id)
+			drop--
+		}
+	}
+}
+
+// take returns the lane's group id (it stays the lane's).
+func (l *lane) take(s *Store, id string) (*loaded, bool) {
+	if g, ok := l.groups[id]; ok {
+		return g, true
+	}
+	if g, ok := s.cache.get(id); ok { // now the lane's
+		l.keep(id, g)
+		return g, true
+	}
+	return nil, false
+}
+
+func (l *lane) keep(id string, g *loaded) {
+	if l.groups == nil {
+		l.groups = map[string]*loaded{}
+	}
+	l.groups[id] = g
+}
+
+func (l *lane) role(id string) (string, bool) {
+	opp, ok := l.roleOpp[id]
+	return opp, ok
+}
+
+func (l *lane) learn(id, opp string) {
+	if l.roleOpp == nil {
+		l.roleOpp = map[string]string{}
+	}
+	l.roleOpp[id] = opp
+}
+
+// applied reports a batch whose calls all ran and applied.
+func (a *Applying) applied() bool {
+	select {
+	case <-a.done:
+		return a.ok
+	default:
+		return false
+	}
 }
 
 // execute sends the calls once the batch before (after, nil when it is
@@ -191,8 +310,7 @@ func (a *Applying) finish() (BatchResult, error) {
 		if a.endPos != "" {
 			s.expect.set(a.field, a.endPos)
 		}
-		s.cache.put(a.p.groups)
-		return res, nil
+		return res, nil // its groups stay with the lane
 	}
 	// Its groups (and those the batch after it took) are speculative:
 	// they are dropped, and the batch is applied from what Redis holds.

@@ -25,6 +25,8 @@ type loaded struct {
 	// snapshot caches the opportunity's rendered snapshot ("" = not
 	// rendered since it last changed).
 	snapshot string
+	// owner is the last batch begun ahead that wrote it (see lane).
+	owner *Applying
 }
 
 // plan is what a batch attempt read: the groups it touches and which
@@ -90,11 +92,11 @@ func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*
 	return s.planAfter(ctx, items, nil, opts...)
 }
 
-// planAfter plans items that follow a batch not yet applied (before, or
-// nil): they take its groups (as its calls will leave them) instead of
-// reading Redis, and learn from it which opportunity its contact roles
-// belong to.
-func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts ...ApplyOptions) (*plan, error) {
+// planAfter plans items; with the lane (held locked), they take its groups
+// (as the calls of the batches in flight will leave them) instead of
+// reading Redis, learn from it which opportunity contact roles belong to,
+// and leave what they read with it.
+func (s *Store) planAfter(ctx context.Context, items []Item, l *lane, opts ...ApplyOptions) (*plan, error) {
 	screen(items)
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
 	var marks map[string]map[string]string
@@ -121,8 +123,11 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 				// The batch itself says where the role belongs, for its later changes.
 				p.roleOpp[id] = opp
 				taught[id] = true
-			case before != nil && before.roleOpp[id] != "":
-				p.roleOpp[id] = before.roleOpp[id]
+				if l != nil {
+					l.learn(id, opp)
+				}
+			case l != nil && l.roleOpp[id] != "":
+				p.roleOpp[id] = l.roleOpp[id]
 				taught[id] = true
 			default:
 				lookups = append(lookups, id)
@@ -138,6 +143,9 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 		for i, v := range vals {
 			if str, ok := v.(string); ok {
 				p.roleOpp[lookups[i]] = str
+				if l != nil {
+					l.learn(lookups[i], str)
+				}
 			}
 		}
 	}
@@ -160,16 +168,13 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
-		if before != nil {
-			if l, ok := before.groups[id]; ok {
-				// Taken over: the batch before no longer caches it.
-				p.groups[id] = l
-				delete(before.groups, id)
+		if l != nil {
+			if g, ok := l.take(s, id); ok {
+				p.groups[id] = g
 				continue
 			}
-		}
-		if l, ok := s.cache.get(id); ok {
-			p.groups[id] = l
+		} else if g, ok := s.cache.get(id); ok {
+			p.groups[id] = g
 			continue
 		}
 		ids = append(ids, id)
@@ -178,8 +183,11 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	if err != nil {
 		return nil, err
 	}
-	for id, l := range groups {
-		p.groups[id] = l
+	for id, g := range groups {
+		p.groups[id] = g
+		if l != nil {
+			l.keep(id, g)
+		}
 	}
 	// Read after the groups: a gap applied in between moved the group's
 	// revision too, so the script refuses what this plan builds.

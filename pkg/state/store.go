@@ -71,6 +71,7 @@ type Store struct {
 	// txChanges bounds the record changes merged into one script call.
 	txChanges int
 	chains    chains
+	lane      lane
 	// script is applyScript (a test gives it one Redis has not cached).
 	script *redis.Script
 }
@@ -98,6 +99,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 		cache:     newGroupCache(cfg.CacheGroups),
 		txChanges: defaultTxChanges,
 		chains:    newChains(),
+		lane:      lane{max: max(cfg.CacheGroups, 1000)},
 		script:    applyScript,
 	}, nil
 }
