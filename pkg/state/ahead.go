@@ -90,13 +90,14 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 	if !ok {
 		return a
 	}
-	// Batches of every partition form one chain (the lane): each is built
-	// on the groups as the batches before it will leave them, whatever
-	// their partition, and sends its calls once those applied.
+	// The lane: batches of every partition share the groups in flight.
+	// Each is built on the groups as the batches before it will leave
+	// them, whatever their partition, and sends its calls once those
+	// batches, and the one before it in its partition, applied.
 	l := &s.lane
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	after := l.settle()
+	l.trim()
 	resetting := true
 	defer func() {
 		if resetting { // planning or building failed or panicked: the groups it touched are unknown
@@ -109,11 +110,14 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 	}
 	txs, endPos := s.buildSlices(p, a.field, pos, items, nil)
 	resetting = false
+	after := p.after
+	if a.prev != nil && !a.prev.finished {
+		after = append(after, a.prev)
+	}
 	for _, g := range p.groups {
 		g.owner = a
 	}
 	a.sync, a.p, a.txs, a.endPos = false, p, txs, endPos
-	l.last = a
 	begun = true
 	go a.execute(after)
 	return a
@@ -142,71 +146,75 @@ func (s *Store) aheadOf(last *Applying, field string) (pos string, ok bool) {
 	return last.endPos, true
 }
 
-// lane is the chain of batches begun ahead, of every partition: the groups
-// as their calls leave them (owned by the lane: no other plan takes them),
-// the contact roles they taught, and the last batch, which the next one
-// runs after. A batch of one partition that touches a group another
-// partition's batch has in flight builds on it instead of reading a
-// revision that is about to move.
+// lane holds the groups of the batches begun ahead, of every partition,
+// as their calls leave them (no other plan takes them), with the batch that
+// last wrote each (its owner), and the contact roles they taught. A batch
+// that touches a group another partition's batch has in flight builds on
+// it, and runs after that batch, instead of reading a revision that is
+// about to move.
 type lane struct {
 	mu      sync.Mutex
-	last    *Applying
 	groups  map[string]*loaded
 	roleOpp map[string]string
 	max     int
 }
 
-// settle returns the batch the next one runs after: the last one, unless
-// all of its calls already ran. When they did not all apply, the groups
-// and roles the lane holds may be what no call wrote: it forgets them.
-func (l *lane) settle() *Applying {
-	last := l.last
-	if last == nil {
-		return nil
-	}
-	select {
-	case <-last.done:
-	default:
-		return last
-	}
-	l.last = nil
-	if !last.ok {
-		l.reset()
-		return nil
-	}
-	l.trim()
-	return nil
+// reset forgets every group: what the lane holds may be what no call
+// wrote.
+func (l *lane) reset() {
+	l.groups = nil
 }
 
-func (l *lane) reset() {
-	l.groups, l.roleOpp = nil, nil
+// forget drops groups another path of this process wrote.
+func (l *lane) forget(ids map[string]*loaded) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range ids {
+		delete(l.groups, id)
+	}
 }
 
 // trim bounds the lane's groups: past max, it drops about a tenth of
-// those no batch in flight wrote (the last one that wrote them applied).
+// those no batch in flight wrote.
 func (l *lane) trim() {
-	if len(l.groups) <= l.max && len(l.roleOpp) <= l.max {
-		return
-	}
 	if len(l.roleOpp) > l.max {
 		l.roleOpp = nil
+	}
+	if len(l.groups) <= l.max {
+		return
 	}
 	drop := len(l.groups) - l.max + l.max/10
 	for id, g := range l.groups {
 		if drop <= 0 {
 			break
 		}
-		if g.owner == nil || g.owner.applied() {
+		if g.owner == nil || g.owner.ran() {
 			delete(l.groups, id)
 			drop--
 		}
 	}
 }
 
-// take returns the lane's group id (it stays the lane's).
-func (l *lane) take(s *Store, id string) (*loaded, bool) {
+// take returns the lane's group id for plan p (the group stays the
+// lane's). A group written by a batch whose calls did not all apply is
+// forgotten; one written by a batch still in flight makes p run after it.
+// A group that is not own (no message of the batch is keyed by it) is
+// read again unless a batch in flight wrote it: another instance may own
+// its partition and have moved it since.
+func (l *lane) take(s *Store, p *plan, id string, own bool) (*loaded, bool) {
 	if g, ok := l.groups[id]; ok {
+		inFlight := g.owner != nil && !g.owner.ran()
+		switch {
+		case g.owner != nil && g.owner.ran() && !g.owner.ok, !own && !inFlight:
+			delete(l.groups, id)
+			return nil, false
+		case inFlight:
+			p.after = append(p.after, g.owner)
+		}
 		return g, true
+	}
+	if !own {
+		return nil, false
 	}
 	if g, ok := s.cache.get(id); ok { // now the lane's
 		l.keep(id, g)
@@ -222,11 +230,6 @@ func (l *lane) keep(id string, g *loaded) {
 	l.groups[id] = g
 }
 
-func (l *lane) role(id string) (string, bool) {
-	opp, ok := l.roleOpp[id]
-	return opp, ok
-}
-
 func (l *lane) learn(id, opp string) {
 	if l.roleOpp == nil {
 		l.roleOpp = map[string]string{}
@@ -234,26 +237,27 @@ func (l *lane) learn(id, opp string) {
 	l.roleOpp[id] = opp
 }
 
-// applied reports a batch whose calls all ran and applied.
-func (a *Applying) applied() bool {
+// ran reports a batch whose calls ran (or will never be sent); ok then
+// says whether they all applied.
+func (a *Applying) ran() bool {
 	select {
 	case <-a.done:
-		return a.ok
+		return true
 	default:
 		return false
 	}
 }
 
-// execute sends the calls once the batch before (after, nil when it is
-// durable) ran all of its, in one pipeline: Redis runs them back to back
-// while the rest is still being written. A call that does not apply makes
-// the ones after it refuse too (they expect the position it would have
-// stored), and the batch after this one sends nothing.
-func (a *Applying) execute(after *Applying) {
+// execute sends the calls once the batches it was built on (after) ran
+// all of theirs, in one pipeline: Redis runs them back to back while the
+// next batch is still being built. A call that does not apply makes the
+// ones after it refuse too (they expect the position it would have
+// stored), and the batches built on this one send nothing.
+func (a *Applying) execute(after []*Applying) {
 	defer close(a.done)
 	defer func() { a.panicked = caught(recover()) }()
-	if after != nil {
-		if <-after.done; !after.ok {
+	for _, b := range after {
+		if <-b.done; !b.ok {
 			return
 		}
 	}

@@ -134,3 +134,84 @@ func TestLaneBatchBuiltOnARefusedOneIsNotSent(t *testing.T) {
 		t.Fatalf("next batch: %+v, want 1 change applied and no conflict", res)
 	}
 }
+
+// A batch of the lane waits only for the batches it builds on: one whose
+// groups no refused batch wrote still applies at once.
+func TestLaneRefusalStopsOnlyTheBatchesBuiltOnIt(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.apply(oppEv(cdc.Create, "006A", "Name", "Acme"), oppEv(cdc.Create, "006B", "Name", "Bolt"))
+	for _, p := range []int{1, 2} {
+		if _, _, err := f.s.Position(ctx, "t", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := holdSends(t)
+	a := f.s.Begin(ctx, partItems(1, oppEv(cdc.Update, "006A", "Name", "Acme 2")))
+	b := f.s.Begin(ctx, partItems(2, oppEv(cdc.Update, "006B", "Name", "Bolt 2")))
+	if a.Sync() || b.Sync() {
+		t.Fatal("not begun ahead")
+	}
+	if _, err := f.s.ApplyBatch(ctx, partItems(3, oppEv(cdc.Update, "006A", "Amount", 5))); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	for _, tc := range []struct {
+		a         *Applying
+		conflicts int
+	}{{a, 1}, {b, 0}} {
+		res, err := tc.a.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Conflicts != tc.conflicts || res.Applied != 1 {
+			t.Fatalf("%s: %+v, want 1 change applied and %d conflicts", tc.a.field, res, tc.conflicts)
+		}
+	}
+}
+
+// A multi-opportunity event names a group whose messages go to another
+// partition, which another instance may own: the lane reads that group
+// again instead of building on the copy it kept.
+func TestLaneRereadsGroupsOfOtherPartitions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other, err := New(f.s.cfg, f.rdb) // another instance
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed := func(partition int, offset int64, key string, ev *cdc.Event) []Item {
+		return []Item{{Msg: &cdc.Message{Topic: "t", Partition: partition, Offset: offset, Key: []byte(key)}, Event: ev}}
+	}
+	for _, p := range []int{1, 2} {
+		if _, _, err := f.s.Position(ctx, "t", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(a *Applying) BatchResult {
+		t.Helper()
+		res, err := a.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	wait(f.s.Begin(ctx, keyed(1, 0, "006A", oppEv(cdc.Create, "006A", "Name", "Acme", "StageName", "Prospecting"))))
+	wait(f.s.Begin(ctx, keyed(2, 0, "006B", oppEv(cdc.Create, "006B", "Name", "Bolt", "StageName", "Prospecting"))))
+	// The other instance, now owning partition 1, moves 006A.
+	if _, err := other.ApplyBatch(ctx, keyed(1, 1, "006A", oppEv(cdc.Update, "006A", "Amount", 7))); err != nil {
+		t.Fatal(err)
+	}
+	multi := event(cdc.EntityOpportunity, cdc.Update, []string{"006B", "006A"}, "StageName", "Qualification")
+	res := wait(f.s.Begin(ctx, keyed(2, 1, "006B", multi)))
+	if res.Conflicts != 0 || res.Applied != 2 {
+		t.Fatalf("%+v, want 2 changes applied and no conflict", res)
+	}
+	g, _, err := f.s.LoadGroup(ctx, "006A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Opp.Fields["Amount"].Num != 7 || g.Opp.Fields["StageName"].Str != "Qualification" {
+		t.Fatalf("006A fields %v", g.Opp.Fields)
+	}
+}

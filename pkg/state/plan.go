@@ -42,6 +42,9 @@ type plan struct {
 	// keepStale names the records ("<entity>/<id>") of a re-read whose
 	// stale marker moved since the re-read began (ApplyOptions.StaleMarks).
 	keepStale map[string]bool
+	// after lists the batches in flight that wrote the lane's groups the
+	// plan took: its calls run after theirs (see lane).
+	after []*Applying
 }
 
 // recordOpp returns the opportunity group a record of ev belongs to.
@@ -166,16 +169,36 @@ func (s *Store) planAfter(ctx context.Context, items []Item, l *lane, opts ...Ap
 			}
 		}
 	}
+	// A group is this batch's own when a message keyed by its opportunity
+	// touches it; a multi-opportunity event also touches groups whose
+	// messages go to other partitions, maybe to another instance, so the
+	// lane's copy of those may be stale (see lane.take).
+	// Messages that did not come from Kafka (ApplyEvents) own every group.
+	own := map[string]bool{}
+	for _, it := range items {
+		switch {
+		case it.Msg == nil:
+			own = nil
+		case own != nil && want[string(it.Msg.Key)]:
+			own[string(it.Msg.Key)] = true
+		}
+		if own == nil {
+			break
+		}
+	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
+		mine := own == nil || own[id]
 		if l != nil {
-			if g, ok := l.take(s, id); ok {
+			if g, ok := l.take(s, p, id, mine); ok {
 				p.groups[id] = g
 				continue
 			}
 		} else if g, ok := s.cache.get(id); ok {
-			p.groups[id] = g
-			continue
+			if mine {
+				p.groups[id] = g
+				continue
+			}
 		}
 		ids = append(ids, id)
 	}

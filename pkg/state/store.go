@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -72,6 +73,7 @@ type Store struct {
 	txChanges int
 	chains    chains
 	lane      lane
+	syncMu    sync.Mutex // one ApplyBatch at a time
 	// script is applyScript (a test gives it one Redis has not cached).
 	script *redis.Script
 }
@@ -231,6 +233,13 @@ func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, erro
 	}
 	topic, partition := items[0].Msg.Topic, items[0].Msg.Partition
 	field := posField(topic, partition)
+	// One batch at a time: batches applied here (a partition's first,
+	// those whose calls begun ahead did not all apply) come in bursts, one
+	// per partition, and run alone beside the lane; at once they would
+	// refuse each other's calls over the groups they share, and each
+	// refusal rebuilds the rest of a batch.
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		res, done, err := s.applyOnce(ctx, field, items)
 		total.add(res)
@@ -265,6 +274,9 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 			}
 			s.expect.set(field, stored)
 			s.cache.clear()
+			s.lane.mu.Lock()
+			s.lane.reset()
+			s.lane.mu.Unlock()
 			return res, false, &RewindError{Offset: off}
 		}
 	}
@@ -395,6 +407,8 @@ func (s *Store) keepGroups(p *plan, failed []*tx) {
 	}
 	s.cache.evict(bad)
 	s.cache.put(good)
+	// The lane's copies of them are older than what was just written.
+	s.lane.forget(p.groups)
 }
 
 func parseOffset(s string) int64 {
