@@ -288,7 +288,7 @@ func (a *Applying) Wait() (BatchResult, error) {
 			a.waitErr = errPanicked
 		}
 		a.finished = true
-		a.prev = nil
+		a.release()
 	}()
 	if a.panicked != nil {
 		panic(a.panicked)
@@ -296,6 +296,13 @@ func (a *Applying) Wait() (BatchResult, error) {
 	res, err := a.finish()
 	returned = true
 	return res, err
+}
+
+// release drops what a finished batch no longer needs: the lane's groups
+// keep pointing at the batch that last wrote them (owner), which must not
+// keep its messages and calls alive.
+func (a *Applying) release() {
+	a.prev, a.items, a.p, a.txs = nil, nil, nil, nil
 }
 
 // errPanicked is the outcome of a Wait that panicked.
@@ -335,6 +342,6 @@ func (a *Applying) Abandon() {
 	<-a.done
 	a.finished = true
 	a.waitErr = context.Canceled
-	a.prev = nil
+	a.release()
 	a.s.chains.swap(a.field, nil)
 }

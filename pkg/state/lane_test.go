@@ -215,3 +215,29 @@ func TestLaneRereadsGroupsOfOtherPartitions(t *testing.T) {
 		t.Fatalf("006A fields %v", g.Opp.Fields)
 	}
 }
+
+// The lane's groups point at the batch that last wrote them: once waited
+// for, a batch keeps neither its messages nor its calls.
+func TestWaitedBatchKeepsNoMessagesOrCalls(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, _, err := f.s.Position(ctx, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	a := f.s.Begin(ctx, partItems(1, oppEv(cdc.Create, "006A", "Name", "Acme")))
+	if a.Sync() {
+		t.Fatal("not begun ahead")
+	}
+	if _, err := a.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if a.items != nil || a.txs != nil || a.p != nil {
+		t.Fatalf("a waited batch keeps %d messages, %d calls, plan %v", len(a.items), len(a.txs), a.p != nil)
+	}
+	f.s.lane.mu.Lock()
+	owner := f.s.lane.groups["006A"].owner
+	f.s.lane.mu.Unlock()
+	if owner != a {
+		t.Fatal("the lane's group does not name the batch that wrote it")
+	}
+}
