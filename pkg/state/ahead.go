@@ -198,9 +198,10 @@ func (l *lane) trim() {
 // take returns the lane's group id for plan p (the group stays the
 // lane's). A group written by a batch whose calls did not all apply is
 // forgotten; one written by a batch still in flight makes p run after it.
-// A group that is not own (no message of the batch is keyed by it) is
-// read again unless a batch in flight wrote it: another instance may own
-// its partition and have moved it since.
+// A group that is not own (only a multi-record event keyed by another
+// opportunity names it, see planAfter) is read again unless a batch in
+// flight wrote it: another instance may own its partition and have moved
+// it since.
 func (l *lane) take(s *Store, p *plan, id string, own bool) (*loaded, bool) {
 	if g, ok := l.groups[id]; ok {
 		inFlight := g.owner != nil && !g.owner.ran()

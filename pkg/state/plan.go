@@ -155,40 +155,32 @@ func (s *Store) planAfter(ctx context.Context, items []Item, l *lane, opts ...Ap
 	if err := s.recordSchemas(ctx, items); err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
+	// A group is the batch's own unless only an event naming several
+	// records touches it under another message key: a multi-opportunity
+	// event is keyed by one of them, so the others' messages go to other
+	// partitions, maybe to another instance, and the lane's copy of such a
+	// group may be stale (see lane.take).
+	want, own := map[string]bool{}, map[string]bool{}
 	for _, it := range items {
 		if it.DeadLetter != nil || !ok(it.Event) {
 			continue
 		}
-		for _, id := range it.Event.RecordIDs {
+		ev := it.Event
+		for _, id := range ev.RecordIDs {
 			if wildcard(id) {
 				continue
 			}
-			if opp, found := p.recordOpp(it.Event, id); found {
+			if opp, found := p.recordOpp(ev, id); found {
 				want[opp] = true
+				if len(ev.RecordIDs) == 1 || it.Msg == nil || string(it.Msg.Key) == opp {
+					own[opp] = true
+				}
 			}
-		}
-	}
-	// A group is this batch's own when a message keyed by its opportunity
-	// touches it; a multi-opportunity event also touches groups whose
-	// messages go to other partitions, maybe to another instance, so the
-	// lane's copy of those may be stale (see lane.take).
-	// Messages that did not come from Kafka (ApplyEvents) own every group.
-	own := map[string]bool{}
-	for _, it := range items {
-		switch {
-		case it.Msg == nil:
-			own = nil
-		case own != nil && want[string(it.Msg.Key)]:
-			own[string(it.Msg.Key)] = true
-		}
-		if own == nil {
-			break
 		}
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
-		mine := own == nil || own[id]
+		mine := own[id]
 		if l != nil {
 			if g, ok := l.take(s, p, id, mine); ok {
 				p.groups[id] = g
