@@ -47,6 +47,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nCampaigns := fs.Int("campaigns", 0, "define this many active campaigns first (a mix: half with trigger constraints only, half with one or two person filters, a fifth once)")
 	personFilters := fs.Bool("campaign-filters", true, "give half of the --campaigns person filters (false: trigger constraints only)")
 	campaignsFire := fs.Bool("campaigns-fire", true, "false: every --campaigns trigger also needs Amount ≥ 10^15, so all are evaluated and none writes an entry")
+	ceilingFor := fs.Duration("ceiling-duration", 2*time.Second, "how long each of the two ceiling measurements (pipelined EVALSHA of a one-XADD script) runs")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -140,20 +141,39 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return n
 	}
-	waitAll := func(timeout time.Duration) (time.Time, time.Time, error) {
-		var first time.Time
+	// stable reports a consumer group in which every instance has its
+	// share of the partitions: before that, instances joining one by one
+	// rebalance the group, and what is measured is joins.
+	stable := func() bool {
+		total := 0
+		for _, svc := range services {
+			n := svc.src.Assigned()
+			if n == 0 && *partitions >= *instances {
+				return false
+			}
+			total += n
+		}
+		return total == *partitions
+	}
+	// waitAll waits until every event is applied. The throughput counts
+	// from the moment the group is stable (the first event applied, with
+	// one instance) and only the events applied after it.
+	waitAll := func(timeout time.Duration) (start time.Time, before int64, end time.Time, err error) {
 		deadline := time.Now().Add(timeout)
 		for time.Now().Before(deadline) && ctx.Err() == nil {
 			n := consumed()
-			if n > 0 && first.IsZero() {
-				first = time.Now()
+			if start.IsZero() && (*instances == 1 && n > 0 || *instances > 1 && stable()) {
+				start, before = time.Now(), n
 			}
 			if n >= int64(*events) {
-				return first, time.Now(), nil
+				if start.IsZero() {
+					return start, before, time.Now(), fmt.Errorf("every event was applied before the %d instances shared the partitions: give more --events", *instances)
+				}
+				return start, before, time.Now(), nil
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		return first, time.Now(), fmt.Errorf("only %d of %d events applied within %s", consumed(), *events, timeout)
+		return start, before, time.Now(), fmt.Errorf("only %d of %d events applied within %s", consumed(), *events, timeout)
 	}
 
 	if err := defineBenchCampaigns(ctx, cfg, rdb, *nCampaigns, *personFilters, *campaignsFire); err != nil {
@@ -179,6 +199,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "published %d events in %s (%.0f/s)\n", *events, time.Since(t0).Round(time.Millisecond), float64(*events)/time.Since(t0).Seconds())
+		// The ceiling, measured just before and just after the apply phase
+		// on the same Redis, so the throughput can be compared across
+		// machines and moments as a ratio.
+		ceilingKey := prefix + "ceiling"
+		ceil0, err := evalCeiling(ctx, rdb, *redisAddr, ceilingKey, *ceilingFor)
+		if err != nil {
+			return err
+		}
+		st0, err := readRedisStats(ctx, rdb)
+		if err != nil {
+			return err
+		}
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
 			if err != nil {
@@ -188,43 +220,50 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := pprof.StartCPUProfile(f); err != nil {
 				return err
 			}
-			defer pprof.StopCPUProfile()
+			defer pprof.StopCPUProfile() // also stopped before the second ceiling
 		}
-		redisCPU := func() float64 {
-			info := rdb.Info(ctx, "cpu").Val()
-			var total float64
-			for _, line := range strings.Split(info, "\n") {
-				for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-					if strings.HasPrefix(line, k) {
-						v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, k)), 64)
-						total += v
-					}
-				}
-			}
-			return total
-		}
-		cpu0 := redisCPU()
+		go0, goOK := processCPU()
 		stop, err := startServices()
 		if err != nil {
 			return err
 		}
-		first, last, werr := waitAll(10 * time.Minute)
-		defer func() {
-			fmt.Fprintf(stdout, "redis-server CPU during the run: %.1f s\n", redisCPU()-cpu0)
-		}()
+		first, before, last, werr := waitAll(10 * time.Minute)
 		if err := stop(); err != nil && werr == nil {
 			werr = err
 		}
 		if werr != nil {
 			return werr
 		}
+		go1, _ := processCPU()
+		st1, err := readRedisStats(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		if *cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		ceil1, err := evalCeiling(ctx, rdb, *redisAddr, ceilingKey, *ceilingFor)
+		if err != nil {
+			return err
+		}
 		d := last.Sub(first)
 		n := entries()
-		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries (%.0f entries/s); %.0f scripts recomputed after conflicts\n",
-			*events, d.Round(time.Millisecond), float64(*events)/d.Seconds(), n, float64(n)/d.Seconds(), counter("oppsync_apply_conflicts_total"))
+		measured := int64(*events) - before
+		rate := float64(measured) / d.Seconds()
+		if *instances > 1 {
+			fmt.Fprintf(stdout, "the group was stable after %d events: measuring the other %d\n", before, measured)
+		}
+		ceiling := (ceil0 + ceil1) / 2
+		fmt.Fprintf(stdout, "applied %d events in %s: %.0f events/s, %d trigger entries; %.0f scripts recomputed after conflicts\n",
+			measured, d.Round(time.Millisecond), rate, n, counter("oppsync_apply_conflicts_total"))
+		fmt.Fprintf(stdout, "ceiling: %.0f EVALSHA/s of a one-XADD script (%d connections x %d pipelined; %.0f before, %.0f after the run)\n",
+			ceiling, ceilingConnections, ceilingPipeline, ceil0, ceil1)
+		fmt.Fprintf(stdout, "ratio to the ceiling: %.1f %%\n", 100*rate/ceiling)
+		redisCPU, cmds := st1.sub(st0)
+		printCosts(stdout, *events, redisCPU, cmds, (go1 - go0).Seconds(), goOK)
 		if ev := counter("oppsync_campaign_evaluations_total"); ev > 0 {
 			fmt.Fprintf(stdout, "campaign evaluations: %.0f/s; redis-server CPU per evaluation %.2f µs (all of the run's CPU)\n",
-				ev/d.Seconds(), (redisCPU()-cpu0)*1e6/ev)
+				ev/d.Seconds(), redisCPU*1e6/ev)
 		}
 		return nil
 	}
@@ -240,7 +279,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = stop()
 		return err
 	}
-	_, _, werr := waitAll(5 * time.Minute)
+	_, _, _, werr := waitAll(5 * time.Minute)
 	if err := stop(); err != nil && werr == nil {
 		werr = err
 	}

@@ -338,6 +338,17 @@ func (s *Source) setJoined(joined bool, assigned []topicPartition) {
 	}
 }
 
+// Assigned returns how many partitions the current generation assigned to
+// this member (0 while it is not in a generation).
+func (s *Source) Assigned() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.joined {
+		return 0
+	}
+	return len(s.assigned)
+}
+
 // assignment returns the partitions of the current generation.
 func (s *Source) assignment() []topicPartition {
 	s.mu.Lock()

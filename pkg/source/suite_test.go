@@ -461,8 +461,8 @@ func scenarioHandover(t *testing.T, c cluster) {
 	b := start(t, cfg, recB, nil)
 	testenv.Eventually(t, waitLong, func() (bool, string) {
 		pa, pb := a.assignment(), b.assignment()
-		return len(pa) > 0 && len(pb) > 0 && len(pa)+len(pb) == 4,
-			fmt.Sprintf("assignments: a=%v b=%v", pa, pb)
+		return len(pa) > 0 && len(pb) > 0 && len(pa)+len(pb) == 4 && a.Assigned()+b.Assigned() == 4,
+			fmt.Sprintf("assignments: a=%v b=%v (Assigned %d, %d)", pa, pb, a.Assigned(), b.Assigned())
 	})
 	const n1, n2 = 2000, 2000
 	produce(t, c, topic, 0, n1)

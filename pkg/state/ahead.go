@@ -86,56 +86,186 @@ func (s *Store) Begin(ctx context.Context, items []Item) *Applying {
 			close(a.done)
 		}
 	}()
-	pos, before, after, ok := s.aheadOf(a.prev, a.field)
-	ok = ok && s.aheadAllowed(ctx, before)
-	var p *plan
-	if ok {
-		var err error
-		p, err = s.planAfter(ctx, items, before)
-		ok = err == nil // a read failed: ApplyBatch will retry it
+	pos, ok := s.aheadOf(a.prev, a.field)
+	// Campaigns that read people see the batch before in this partition
+	// through its plan (still in flight when it is not finished).
+	var before *plan
+	if ok && a.prev != nil && !a.prev.finished {
+		before = a.prev.p
 	}
+	ok = ok && s.aheadAllowed(ctx, before)
 	if !ok {
 		return a
 	}
+	// The lane: batches of every partition share the groups in flight.
+	// Each is built on the groups as the batches before it will leave
+	// them, whatever their partition, and sends its calls once those
+	// batches, and the one before it in its partition, applied.
+	l := &s.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.trim()
+	resetting := true
+	defer func() {
+		if resetting { // planning or building failed or panicked: the groups it touched are unknown
+			l.reset()
+		}
+	}()
+	p, err := s.planAfter(ctx, items, l, before)
+	if err != nil { // a read failed: ApplyBatch will retry it
+		return a
+	}
 	txs, endPos := s.buildSlices(p, a.field, pos, items, nil)
+	resetting = false
+	after := p.after
+	if a.prev != nil && !a.prev.finished {
+		after = append(after, a.prev)
+	}
+	for _, g := range p.groups {
+		g.owner = a
+	}
 	a.sync, a.p, a.txs, a.endPos = false, p, txs, endPos
-	// Its groups, as its calls will leave them, stay with it: the next
-	// batch takes those it needs, Wait caches the others once durable.
 	begun = true
 	go a.execute(after)
 	return a
 }
 
-// aheadOf says what a batch following last can be built on: the position
-// it starts from, the plan of a batch still in flight (to take its groups
-// and contact roles from), and that batch (to run after); ok is false when
-// it must be applied at its Wait instead.
-func (s *Store) aheadOf(last *Applying, field string) (pos string, before *plan, after *Applying, ok bool) {
+// aheadOf says from which position a batch following last (the batch
+// of the same partition begun before it) can be built; ok is false when it
+// must be applied at its Wait instead.
+func (s *Store) aheadOf(last *Applying, field string) (pos string, ok bool) {
 	switch {
-	case last == nil || s.cfg.CacheGroups < 0:
-		// No known position to build on (nor a cache to carry the groups).
-		return "", nil, nil, false
+	case s.cfg.CacheGroups < 0:
+		// No cache to carry the groups.
+		return "", false
+	case last == nil:
+		// The partition's first batch: from the position read when it was
+		// assigned (Position), if it was.
+		return s.expect.get(field)
 	case last.finished:
 		pos, ok = s.expect.get(field)
-		return pos, nil, nil, ok && last.waitErr == nil
+		return pos, ok && last.waitErr == nil
 	case last.sync || last.prev != nil && last.prev.finished && (last.prev.fellBack || last.prev.waitErr != nil):
 		// The batch before is applied at its Wait, or will find that the
 		// one before it failed: build on nothing of it.
-		return "", nil, nil, false
+		return "", false
 	}
-	return last.endPos, last.p, last, true
+	return last.endPos, true
 }
 
-// execute sends the calls once the batch before (after, nil when it is
-// durable) ran all of its, in one pipeline: Redis runs them back to back
-// while the rest is still being written. A call that does not apply makes
-// the ones after it refuse too (they expect the position it would have
-// stored), and the batch after this one sends nothing.
-func (a *Applying) execute(after *Applying) {
+// lane holds the groups of the batches begun ahead, of every partition,
+// as their calls leave them (no other plan takes them), with the batch that
+// last wrote each (its owner), and the contact roles they taught. A batch
+// that touches a group another partition's batch has in flight builds on
+// it, and runs after that batch, instead of reading a revision that is
+// about to move.
+type lane struct {
+	mu      sync.Mutex
+	groups  map[string]*loaded
+	roleOpp map[string]string
+	max     int
+}
+
+// reset forgets every group: what the lane holds may be what no call
+// wrote.
+func (l *lane) reset() {
+	l.groups = nil
+}
+
+// forget drops groups another path of this process wrote.
+func (l *lane) forget(ids map[string]*loaded) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range ids {
+		delete(l.groups, id)
+	}
+}
+
+// trim bounds the lane's groups: past max, it drops about a tenth of
+// those no batch in flight wrote.
+func (l *lane) trim() {
+	if len(l.roleOpp) > l.max {
+		l.roleOpp = nil
+	}
+	if len(l.groups) <= l.max {
+		return
+	}
+	drop := len(l.groups) - l.max + l.max/10
+	for id, g := range l.groups {
+		if drop <= 0 {
+			break
+		}
+		if g.owner == nil || g.owner.ran() {
+			delete(l.groups, id)
+			drop--
+		}
+	}
+}
+
+// take returns the lane's group id for plan p (the group stays the
+// lane's). A group written by a batch whose calls did not all apply is
+// forgotten; one written by a batch still in flight makes p run after it.
+// A group that is not own (only a multi-record event keyed by another
+// opportunity names it, see planAfter) is read again unless a batch in
+// flight wrote it: another instance may own its partition and have moved
+// it since.
+func (l *lane) take(s *Store, p *plan, id string, own bool) (*loaded, bool) {
+	if g, ok := l.groups[id]; ok {
+		inFlight := g.owner != nil && !g.owner.ran()
+		switch {
+		case g.owner != nil && g.owner.ran() && !g.owner.ok, !own && !inFlight:
+			delete(l.groups, id)
+			return nil, false
+		case inFlight:
+			p.after = append(p.after, g.owner)
+		}
+		return g, true
+	}
+	if !own {
+		return nil, false
+	}
+	if g, ok := s.cache.get(id); ok { // now the lane's
+		l.keep(id, g)
+		return g, true
+	}
+	return nil, false
+}
+
+func (l *lane) keep(id string, g *loaded) {
+	if l.groups == nil {
+		l.groups = map[string]*loaded{}
+	}
+	l.groups[id] = g
+}
+
+func (l *lane) learn(id, opp string) {
+	if l.roleOpp == nil {
+		l.roleOpp = map[string]string{}
+	}
+	l.roleOpp[id] = opp
+}
+
+// ran reports a batch whose calls ran (or will never be sent); ok then
+// says whether they all applied.
+func (a *Applying) ran() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// execute sends the calls once the batches it was built on (after) ran
+// all of theirs, in one pipeline: Redis runs them back to back while the
+// next batch is still being built. A call that does not apply makes the
+// ones after it refuse too (they expect the position it would have
+// stored), and the batches built on this one send nothing.
+func (a *Applying) execute(after []*Applying) {
 	defer close(a.done)
 	defer func() { a.panicked = caught(recover()) }()
-	if after != nil {
-		if <-after.done; !after.ok {
+	for _, b := range after {
+		if <-b.done; !b.ok {
 			return
 		}
 	}
@@ -166,7 +296,7 @@ func (a *Applying) Wait() (BatchResult, error) {
 			a.waitErr = errPanicked
 		}
 		a.finished = true
-		a.prev = nil
+		a.release()
 	}()
 	if a.panicked != nil {
 		panic(a.panicked)
@@ -174,6 +304,13 @@ func (a *Applying) Wait() (BatchResult, error) {
 	res, err := a.finish()
 	returned = true
 	return res, err
+}
+
+// release drops what a finished batch no longer needs: the lane's groups
+// keep pointing at the batch that last wrote them (owner), which must not
+// keep its messages and calls alive.
+func (a *Applying) release() {
+	a.prev, a.items, a.p, a.txs = nil, nil, nil, nil
 }
 
 // errPanicked is the outcome of a Wait that panicked.
@@ -192,8 +329,7 @@ func (a *Applying) finish() (BatchResult, error) {
 		if a.endPos != "" {
 			s.expect.set(a.field, a.endPos)
 		}
-		s.cache.put(a.p.groups)
-		return res, nil
+		return res, nil // its groups stay with the lane
 	}
 	// Its groups (and those the batch after it took) are speculative:
 	// they are dropped, and the batch is applied from what Redis holds.
@@ -214,6 +350,6 @@ func (a *Applying) Abandon() {
 	<-a.done
 	a.finished = true
 	a.waitErr = context.Canceled
-	a.prev = nil
+	a.release()
 	a.s.chains.swap(a.field, nil)
 }

@@ -22,6 +22,8 @@ type loaded struct {
 	// snapshot caches the opportunity's rendered snapshot ("" = not
 	// rendered since it last changed).
 	snapshot string
+	// owner is the last batch begun ahead that wrote it (see lane).
+	owner *Applying
 }
 
 // plan is what a batch attempt read: the groups it touches and which
@@ -39,6 +41,9 @@ type plan struct {
 	keepStale map[string]bool
 	// camp is what campaigns are evaluated with (nil: campaigns off).
 	camp *campaignState
+	// after lists the batches in flight that wrote the lane's groups the
+	// plan took: its calls run after theirs (see lane).
+	after []*Applying
 }
 
 // recordOpp returns the opportunity group a record of ev belongs to.
@@ -86,14 +91,16 @@ func screen(items []Item) {
 }
 
 func (s *Store) plan(ctx context.Context, items []Item, opts ...ApplyOptions) (*plan, error) {
-	return s.planAfter(ctx, items, nil, opts...)
+	return s.planAfter(ctx, items, nil, nil, opts...)
 }
 
-// planAfter plans items that follow a batch not yet applied (before, or
-// nil): they take its groups (as its calls will leave them) instead of
-// reading Redis, and learn from it which opportunity its contact roles
-// belong to.
-func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts ...ApplyOptions) (*plan, error) {
+// planAfter plans items; with the lane (held locked), they take its groups
+// (as the calls of the batches in flight will leave them) instead of
+// reading Redis, learn from it which opportunity contact roles belong to,
+// and leave what they read with it. before is the plan of the batch of the
+// same partition still in flight (nil when there is none): campaigns
+// overlay the people they read with what it writes.
+func (s *Store) planAfter(ctx context.Context, items []Item, l *lane, before *plan, opts ...ApplyOptions) (*plan, error) {
 	screen(items)
 	p := &plan{groups: map[string]*loaded{}, roleOpp: map[string]string{}}
 	var marks map[string]map[string]string
@@ -120,8 +127,11 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 				// The batch itself says where the role belongs, for its later changes.
 				p.roleOpp[id] = opp
 				taught[id] = true
-			case before != nil && before.roleOpp[id] != "":
-				p.roleOpp[id] = before.roleOpp[id]
+				if l != nil {
+					l.learn(id, opp)
+				}
+			case l != nil && l.roleOpp[id] != "":
+				p.roleOpp[id] = l.roleOpp[id]
 				taught[id] = true
 			default:
 				lookups = append(lookups, id)
@@ -137,39 +147,51 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 		for i, v := range vals {
 			if str, ok := v.(string); ok {
 				p.roleOpp[lookups[i]] = str
+				if l != nil {
+					l.learn(lookups[i], str)
+				}
 			}
 		}
 	}
 	if err := s.recordSchemas(ctx, items); err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
+	// A group is the batch's own unless only an event naming several
+	// records touches it under another message key: a multi-opportunity
+	// event is keyed by one of them, so the others' messages go to other
+	// partitions, maybe to another instance, and the lane's copy of such a
+	// group may be stale (see lane.take).
+	want, own := map[string]bool{}, map[string]bool{}
 	for _, it := range items {
 		if it.DeadLetter != nil || !ok(it.Event) {
 			continue
 		}
-		for _, id := range it.Event.RecordIDs {
+		ev := it.Event
+		for _, id := range ev.RecordIDs {
 			if wildcard(id) {
 				continue
 			}
-			if opp, found := p.recordOpp(it.Event, id); found {
+			if opp, found := p.recordOpp(ev, id); found {
 				want[opp] = true
+				if len(ev.RecordIDs) == 1 || it.Msg == nil || string(it.Msg.Key) == opp {
+					own[opp] = true
+				}
 			}
 		}
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {
-		if before != nil {
-			if l, ok := before.groups[id]; ok {
-				// Taken over: the batch before no longer caches it.
-				p.groups[id] = l
-				delete(before.groups, id)
+		mine := own[id]
+		if l != nil {
+			if g, ok := l.take(s, p, id, mine); ok {
+				p.groups[id] = g
 				continue
 			}
-		}
-		if l, ok := s.cache.get(id); ok {
-			p.groups[id] = l
-			continue
+		} else if g, ok := s.cache.get(id); ok {
+			if mine {
+				p.groups[id] = g
+				continue
+			}
 		}
 		ids = append(ids, id)
 	}
@@ -177,8 +199,11 @@ func (s *Store) planAfter(ctx context.Context, items []Item, before *plan, opts 
 	if err != nil {
 		return nil, err
 	}
-	for id, l := range groups {
-		p.groups[id] = l
+	for id, g := range groups {
+		p.groups[id] = g
+		if l != nil {
+			l.keep(id, g)
+		}
 	}
 	// Read after the groups: a gap applied in between moved the group's
 	// revision too, so the script refuses what this plan builds.

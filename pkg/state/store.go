@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -93,6 +94,8 @@ type Store struct {
 	// txChanges bounds the record changes merged into one script call.
 	txChanges int
 	chains    chains
+	lane      lane
+	syncMu    sync.Mutex // one ApplyBatch at a time
 	// script is applyScript (a test gives it one Redis has not cached).
 	script *redis.Script
 	// camps are the campaigns the apply path evaluates (nil: off).
@@ -125,6 +128,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
 		cache:     newGroupCache(cfg.CacheGroups),
 		txChanges: defaultTxChanges,
 		chains:    newChains(),
+		lane:      lane{max: max(cfg.CacheGroups, 1000)},
 		script:    applyScript,
 	}, nil
 }
@@ -259,6 +263,13 @@ func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, erro
 	}
 	topic, partition := items[0].Msg.Topic, items[0].Msg.Partition
 	field := posField(topic, partition)
+	// One batch at a time: batches applied here (a partition's first,
+	// those whose calls begun ahead did not all apply) come in bursts, one
+	// per partition, and run alone beside the lane; at once they would
+	// refuse each other's calls over the groups they share, and each
+	// refusal rebuilds the rest of a batch.
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		res, done, err := s.applyOnce(ctx, field, items)
 		total.add(res)
@@ -293,6 +304,9 @@ func (s *Store) applyOnce(ctx context.Context, field string, items []Item) (Batc
 			}
 			s.expect.set(field, stored)
 			s.cache.clear()
+			s.lane.mu.Lock()
+			s.lane.reset()
+			s.lane.mu.Unlock()
 			return res, false, &RewindError{Offset: off}
 		}
 	}
@@ -423,6 +437,8 @@ func (s *Store) keepGroups(p *plan, failed []*tx) {
 	}
 	s.cache.evict(bad)
 	s.cache.put(good)
+	// The lane's copies of them are older than what was just written.
+	s.lane.forget(p.groups)
 }
 
 func parseOffset(s string) int64 {

@@ -365,8 +365,9 @@ func TestPendingRoleReleasedAtTimeout(t *testing.T) {
 	}
 }
 
-// Two partitions change the same opportunity group concurrently: the
-// revision check makes one of them recompute, and nothing is lost.
+// Two partitions change the same opportunity group concurrently: batches
+// applied at once run one at a time, so neither recomputes, and nothing is
+// lost.
 func TestConcurrentPartitionsOnOneGroup(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -382,8 +383,13 @@ func TestConcurrentPartitionsOnOneGroup(t *testing.T) {
 				id := fmt.Sprintf("00K%dx%03d", part, i)
 				ev := ocrEv(cdc.Create, id, "OpportunityId", "006A", "ContactId", fmt.Sprintf("003%dx%03d", part, i))
 				item := Item{Msg: &cdc.Message{Topic: "t", Partition: part, Offset: int64(i)}, Event: ev}
-				if _, err := f.s.ApplyBatch(ctx, []Item{item}); err != nil {
+				res, err := f.s.ApplyBatch(ctx, []Item{item})
+				if err != nil {
 					errs <- err
+					return
+				}
+				if res.Conflicts != 0 { // batches applied at once run one at a time
+					errs <- fmt.Errorf("partition %d offset %d: %d conflicts", part, i, res.Conflicts)
 					return
 				}
 			}
