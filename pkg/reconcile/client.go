@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/oppsync/oppsync/pkg/backoff"
 	"github.com/oppsync/oppsync/pkg/sfauth"
@@ -328,22 +327,8 @@ func (c *client) send(req *http.Request, kind string) ([]byte, error) {
 	case json.Unmarshal(body, &oauth) == nil && oauth.Error != "":
 		ae.Code, ae.Message = oauth.Error, oauth.Description
 	}
-	ae.Code, ae.Message = printable(ae.Code, 64), printable(ae.Message, maxErrorMessage)
+	ae.Code, ae.Message = sfauth.Printable(ae.Code, 64), sfauth.Printable(ae.Message, maxErrorMessage)
 	return nil, ae
-}
-
-// printable bounds an error text from an answer for logs: at most max
-// bytes, control characters replaced.
-func printable(s string, max int) string {
-	if len(s) > max {
-		s = s[:max]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // observe counts a request by endpoint kind and status class.
