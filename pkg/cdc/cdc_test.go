@@ -1,8 +1,6 @@
 package cdc
 
 import (
-	"encoding/json"
-	"errors"
 	"testing"
 )
 
@@ -114,27 +112,4 @@ func TestParseJSONPlainMatchesJSON(t *testing.T) {
 			}
 		}
 	}
-}
-
-// parseWithJSON is ParseJSON without its fast path.
-func parseWithJSON(text string, kind Kind) (Value, error) {
-	if text == "" || text == "null" {
-		return Null, nil
-	}
-	var raw any
-	if err := json.Unmarshal([]byte(text), &raw); err != nil {
-		return Null, err
-	}
-	switch x := raw.(type) {
-	case string:
-		if kind == KindDate || kind == KindDateTime {
-			return Value{Kind: kind, Str: x}, nil
-		}
-		return String(x), nil
-	case float64:
-		return Number(x), nil
-	case bool:
-		return Bool(x), nil
-	}
-	return Null, errors.New("not a scalar")
 }

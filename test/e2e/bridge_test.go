@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -91,20 +89,7 @@ func (b *bridgeEnv) startBridge() *proc {
 			b.t.Logf("bridge log (%s):\n%s", p.http, tail(p.log(), 40))
 		}
 	})
-	testenv.Eventually(b.t, 60*time.Second, func() (bool, string) {
-		select {
-		case <-p.done:
-			return false, "oppsync bridge exited: " + p.log()
-		default:
-		}
-		resp, err := http.Get("http://" + p.http + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == 200, fmt.Sprintf("readyz %d %s", resp.StatusCode, body)
-	})
+	waitReady(b.t, p, 60*time.Second, "oppsync bridge")
 	return p
 }
 

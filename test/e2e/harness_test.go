@@ -185,10 +185,18 @@ func freeAddr(t *testing.T) string {
 func (e *env) start(args ...string) *proc {
 	e.t.Helper()
 	p := e.spawn(args...)
-	testenv.Eventually(e.t, 90*time.Second, func() (bool, string) {
+	waitReady(e.t, p, 90*time.Second, "oppsync")
+	return p
+}
+
+// waitReady waits until the process's /readyz answers 200, failing the test
+// if it exits first (name says which command it was).
+func waitReady(t *testing.T, p *proc, timeout time.Duration, name string) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() (bool, string) {
 		select {
 		case <-p.done:
-			return false, "oppsync exited: " + p.log()
+			return false, name + " exited: " + p.log()
 		default:
 		}
 		resp, err := http.Get("http://" + p.http + "/readyz")
@@ -199,7 +207,6 @@ func (e *env) start(args ...string) *proc {
 		resp.Body.Close()
 		return resp.StatusCode == 200, fmt.Sprintf("readyz %d %s", resp.StatusCode, body)
 	})
-	return p
 }
 
 func (e *env) spawn(args ...string) *proc {
