@@ -101,8 +101,10 @@ func TestResumesFromKafka(t *testing.T) {
 	cfg := h.config()
 	cfg.Start = StartLatest // nothing before the first start is read
 	r := h.start(cfg)
+	// Ready means the subscriptions were sent; "latest" is where each
+	// stands when the server receives it, so publish only after it did.
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-		return r.b.Ready() == nil, "not ready"
+		return r.b.Ready() == nil && h.srv.Stats().Subscribes >= len(channels), "not subscribed"
 	})
 	h.publish(25)
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
